@@ -1,0 +1,306 @@
+//! One segment file: a run of batches starting at `base_offset`, with a sparse in-memory index.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use crate::codec::{self, BATCH_HEADER_LEN, BODY_PREFIX_LEN, BatchHeader, DecodeError, Record};
+use crate::error::{Error, IoContext, Result};
+
+/// A new index entry is added once this many bytes were written since the last one.
+const INDEX_INTERVAL_BYTES: u64 = 16 * 1024;
+
+/// Where a batch starts: its first offset, its byte position and its arrival time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexEntry {
+    pub offset: u64,
+    pub position: u64,
+    pub arrival_ms: i64,
+}
+
+#[derive(Debug)]
+pub(crate) struct SegmentMeta {
+    pub index: Vec<IndexEntry>,
+    /// One past the last record's offset.
+    pub end_offset: u64,
+    pub first_arrival_ms: Option<i64>,
+    pub last_arrival_ms: Option<i64>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub base_offset: u64,
+    pub path: PathBuf,
+    pub file: File,
+    /// Bytes of complete batches; readers never look past it.
+    pub written_len: AtomicU64,
+    pub meta: Mutex<SegmentMeta>,
+}
+
+pub(crate) fn file_name(base_offset: u64) -> String {
+    format!("{base_offset:020}.log")
+}
+
+pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".log")?;
+    (stem.len() == 20).then(|| stem.parse().ok()).flatten()
+}
+
+/// What a recovery scan found in a segment.
+pub(crate) struct Recovered {
+    pub segment: Segment,
+    /// Bytes cut from the tail because they did not form a complete, valid batch.
+    pub truncated_bytes: u64,
+}
+
+impl Segment {
+    pub fn create(dir: &Path, base_offset: u64) -> Result<Segment> {
+        let path = dir.join(file_name(base_offset));
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).at(&path)?;
+        Ok(Segment::new(base_offset, path, file, 0, Vec::new(), base_offset, None, None))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        base_offset: u64,
+        path: PathBuf,
+        file: File,
+        len: u64,
+        index: Vec<IndexEntry>,
+        end_offset: u64,
+        first_arrival_ms: Option<i64>,
+        last_arrival_ms: Option<i64>,
+    ) -> Segment {
+        Segment {
+            base_offset,
+            path,
+            file,
+            written_len: AtomicU64::new(len),
+            meta: Mutex::new(SegmentMeta { index, end_offset, first_arrival_ms, last_arrival_ms }),
+        }
+    }
+
+    /// Opens an existing segment and rebuilds its index by walking the batch headers.
+    /// With `verify`, every batch's checksum is checked and the file is truncated at the first
+    /// batch that is incomplete or invalid: that is how a torn tail left by a crash is removed.
+    /// Without it (sealed segments, fsynced before the next one was created) only headers are read.
+    pub fn open(path: PathBuf, base_offset: u64, verify: bool) -> Result<Recovered> {
+        let file = OpenOptions::new().read(true).write(true).open(&path).at(&path)?;
+        let file_len = file.metadata().at(&path)?.len();
+        let mut index = Vec::new();
+        let mut position = 0u64;
+        let mut end_offset = base_offset;
+        let mut first_arrival = None;
+        let mut last_arrival = None;
+        let mut last_indexed: Option<u64> = None;
+        let mut prefix = [0u8; BATCH_HEADER_LEN + BODY_PREFIX_LEN];
+        let mut body = Vec::new();
+        while position < file_len {
+            let remaining = file_len - position;
+            if remaining < prefix.len() as u64 {
+                break;
+            }
+            file.read_exact_at(&mut prefix, position).at(&path)?;
+            let header = match codec::peek_header(&prefix) {
+                Ok(h) => h,
+                Err(_) => break,
+            };
+            if header.total_len as u64 > remaining || header.base_offset != end_offset {
+                break;
+            }
+            if verify {
+                body.resize(header.total_len, 0);
+                file.read_exact_at(&mut body, position).at(&path)?;
+                if codec::check_batch(&body).is_err() {
+                    break;
+                }
+            }
+            if last_indexed.is_none_or(|at| position - at >= INDEX_INTERVAL_BYTES) {
+                index.push(IndexEntry { offset: header.base_offset, position, arrival_ms: header.arrival_ms });
+                last_indexed = Some(position);
+            }
+            first_arrival.get_or_insert(header.arrival_ms);
+            last_arrival = Some(header.arrival_ms);
+            end_offset = header.end_offset();
+            position += header.total_len as u64;
+        }
+        let truncated_bytes = file_len - position;
+        if truncated_bytes > 0 {
+            if !verify {
+                return Err(Error::Corrupt { path, position, reason: "sealed segment does not end on a valid batch" });
+            }
+            file.set_len(position).at(&path)?;
+            file.sync_all().at(&path)?;
+        }
+        let segment = Segment::new(base_offset, path, file, position, index, end_offset, first_arrival, last_arrival);
+        Ok(Recovered { segment, truncated_bytes })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.written_len.load(Ordering::Acquire)
+    }
+
+    pub fn end_offset(&self) -> u64 {
+        self.meta.lock().expect("segment meta lock").end_offset
+    }
+
+    pub fn last_arrival_ms(&self) -> Option<i64> {
+        self.meta.lock().expect("segment meta lock").last_arrival_ms
+    }
+
+    /// Writes one encoded batch at the end of the file. Only the shard's single writer calls this.
+    pub fn append(&self, batch: &[u8], header: &BatchHeader) -> Result<()> {
+        let position = self.len();
+        self.file.write_all_at(batch, position).at(&self.path)?;
+        let mut meta = self.meta.lock().expect("segment meta lock");
+        let due = meta.index.last().is_none_or(|e| position - e.position >= INDEX_INTERVAL_BYTES);
+        if due {
+            meta.index.push(IndexEntry { offset: header.base_offset, position, arrival_ms: header.arrival_ms });
+        }
+        meta.end_offset = header.end_offset();
+        meta.first_arrival_ms.get_or_insert(header.arrival_ms);
+        meta.last_arrival_ms = Some(header.arrival_ms);
+        drop(meta);
+        self.written_len.store(position + batch.len() as u64, Ordering::Release);
+        Ok(())
+    }
+
+    /// The byte position of the indexed batch at or before `offset`.
+    fn seek_offset(&self, offset: u64) -> u64 {
+        let meta = self.meta.lock().expect("segment meta lock");
+        let i = meta.index.partition_point(|e| e.offset <= offset);
+        if i == 0 { 0 } else { meta.index[i - 1].position }
+    }
+
+    /// The byte position of the last indexed batch that arrived before `ts_ms`.
+    fn seek_time(&self, ts_ms: i64) -> u64 {
+        let meta = self.meta.lock().expect("segment meta lock");
+        let i = meta.index.partition_point(|e| e.arrival_ms < ts_ms);
+        if i == 0 { 0 } else { meta.index[i - 1].position }
+    }
+
+    /// Reads records with offsets in `[from, stop)`, at most `max_records` of them and, after the
+    /// first, no more than `max_bytes` of data and keys. Returns whether the read stopped on a limit.
+    pub fn read(
+        &self,
+        from: u64,
+        stop: u64,
+        max_records: usize,
+        max_bytes: usize,
+        out: &mut Vec<Record>,
+        bytes_read: &mut usize,
+    ) -> Result<bool> {
+        let end = self.len();
+        let mut position = self.seek_offset(from);
+        while position < end {
+            // Read a chunk that covers the byte budget, and at least the first batch in it whole;
+            // batches are then decoded in place from the chunk.
+            let want = (max_bytes.saturating_sub(*bytes_read) + 64 * 1024).max(256 * 1024) as u64;
+            let mut chunk = self.read_chunk(position, want.min(end - position) as usize)?;
+            match codec::peek_header(&chunk) {
+                Ok(h) if h.total_len > chunk.len() => chunk = self.read_chunk(position, h.total_len)?,
+                Ok(_) => {}
+                Err(DecodeError::Incomplete { .. }) => {
+                    return Err(self.corrupt(position, "short batch header"));
+                }
+                Err(DecodeError::Corrupt(reason)) => return Err(self.corrupt(position, reason)),
+            }
+            let mut at = 0usize;
+            while at < chunk.len() {
+                let rest = chunk.slice(at..);
+                let header = match codec::peek_header(&rest) {
+                    Ok(h) if h.total_len <= rest.len() => h,
+                    Ok(_) | Err(DecodeError::Incomplete { .. }) => break,
+                    Err(DecodeError::Corrupt(reason)) => {
+                        return Err(self.corrupt(position + at as u64, reason));
+                    }
+                };
+                if header.base_offset >= stop {
+                    return Ok(false);
+                }
+                if header.end_offset() > from {
+                    let batch = rest.slice(..header.total_len);
+                    if self.take_batch(
+                        &batch,
+                        position + at as u64,
+                        from,
+                        stop,
+                        max_records,
+                        max_bytes,
+                        out,
+                        bytes_read,
+                    )? {
+                        return Ok(true);
+                    }
+                }
+                at += header.total_len;
+            }
+            position += at as u64;
+        }
+        Ok(false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn take_batch(
+        &self,
+        batch: &Bytes,
+        position: u64,
+        from: u64,
+        stop: u64,
+        max_records: usize,
+        max_bytes: usize,
+        out: &mut Vec<Record>,
+        bytes_read: &mut usize,
+    ) -> Result<bool> {
+        let mut decoded = Vec::new();
+        codec::decode_batch(batch, from, &mut decoded).map_err(|e| match e {
+            DecodeError::Corrupt(reason) => self.corrupt(position, reason),
+            DecodeError::Incomplete { .. } => self.corrupt(position, "batch shorter than its header says"),
+        })?;
+        for record in decoded {
+            if record.offset >= stop || out.len() >= max_records {
+                return Ok(true);
+            }
+            let size = record.data.len() + record.partition_key.len();
+            if !out.is_empty() && *bytes_read + size > max_bytes {
+                return Ok(true);
+            }
+            *bytes_read += size;
+            out.push(record);
+        }
+        Ok(out.len() >= max_records)
+    }
+
+    /// Finds the offset of the first record that arrived at or after `ts_ms`, if any is in this segment.
+    pub fn offset_at_time(&self, ts_ms: i64) -> Result<Option<u64>> {
+        let end = self.len();
+        let mut position = self.seek_time(ts_ms);
+        let mut prefix = [0u8; BATCH_HEADER_LEN + BODY_PREFIX_LEN];
+        while position < end {
+            self.file.read_exact_at(&mut prefix, position).at(&self.path)?;
+            let header = codec::peek_header(&prefix).map_err(|e| match e {
+                DecodeError::Corrupt(reason) => self.corrupt(position, reason),
+                DecodeError::Incomplete { .. } => self.corrupt(position, "short batch header"),
+            })?;
+            if header.arrival_ms >= ts_ms {
+                return Ok(Some(header.base_offset));
+            }
+            position += header.total_len as u64;
+        }
+        Ok(None)
+    }
+
+    fn read_chunk(&self, position: u64, len: usize) -> Result<Bytes> {
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, position).at(&self.path)?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn corrupt(&self, position: u64, reason: &'static str) -> Error {
+        Error::Corrupt { path: self.path.clone(), position, reason }
+    }
+}

@@ -1,0 +1,330 @@
+//! [`ShardLog`]: the append-only log of one shard, a directory of segment files.
+//!
+//! Invariants:
+//! - One writer at a time (the `writer` mutex) encodes and writes batches; offsets are contiguous.
+//! - Readers see only records below `durable_end`, which advances only after an fsync covered
+//!   them. A record that a crash could still lose is therefore never served, and its offset (and so
+//!   its sequence number) can be reused after recovery without anyone having seen it.
+//! - A segment is fsynced before the next one is created, so only the newest segment can have a
+//!   torn tail; recovery verifies it and truncates at the first incomplete or invalid batch.
+//! - Group commit: callers append, then wait in [`ShardLog::sync_to`]. One of them runs the fsync
+//!   for everything written so far while the others wait; most find their data already covered.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+use crate::codec::{self, BatchHeader, Record, RecordRef};
+use crate::error::{Error, IoContext, Result};
+use crate::segment::{self, Segment};
+
+/// When a shard log starts a new segment file.
+#[derive(Debug, Clone, Copy)]
+pub struct LogConfig {
+    /// Roll once the active segment holds this many bytes.
+    pub segment_max_bytes: u64,
+    /// Roll once the active segment's first record is this old, so retention can drop data in
+    /// steps of at most this size.
+    pub segment_max_age_ms: i64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { segment_max_bytes: 128 * 1024 * 1024, segment_max_age_ms: 60 * 60 * 1000 }
+    }
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: u64,
+    /// The arrival time stamped on every record of the append (never earlier than the last one).
+    pub arrival_ms: i64,
+    /// One past the last appended offset: pass it to [`ShardLog::sync_to`].
+    pub end_offset: u64,
+}
+
+/// Records read from the log and the offset to continue from.
+#[derive(Debug, Default)]
+pub struct ReadResult {
+    pub records: Vec<Record>,
+    pub next_offset: u64,
+}
+
+struct Writer {
+    next_offset: u64,
+    last_arrival_ms: i64,
+    active: Arc<Segment>,
+    buf: Vec<u8>,
+}
+
+struct SyncState {
+    in_progress: bool,
+}
+
+pub struct ShardLog {
+    dir: PathBuf,
+    config: LogConfig,
+    writer: Mutex<Writer>,
+    segments: RwLock<Vec<Arc<Segment>>>,
+    sync_state: Mutex<SyncState>,
+    sync_done: Condvar,
+    durable_end: AtomicU64,
+    poisoned: AtomicBool,
+}
+
+impl std::fmt::Debug for ShardLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardLog").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+/// Makes a directory entry (a new or removed file) durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+impl ShardLog {
+    /// Opens the log in `dir`, creating it if needed, and recovers it: sealed segments are indexed
+    /// from their batch headers, the newest one is verified and a torn tail is cut off.
+    pub fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<ShardLog> {
+        let dir = dir.into();
+        let fresh = !dir.exists();
+        fs::create_dir_all(&dir).at(&dir)?;
+        if fresh && let Some(parent) = dir.parent() {
+            sync_dir(parent)?;
+        }
+        let mut bases: Vec<u64> = fs::read_dir(&dir)
+            .at(&dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| segment::parse_file_name(&e.file_name().to_string_lossy()))
+            .collect();
+        bases.sort_unstable();
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        for (i, &base) in bases.iter().enumerate() {
+            let newest = i + 1 == bases.len();
+            let path = dir.join(segment::file_name(base));
+            let recovered = Segment::open(path, base, newest)?;
+            if recovered.truncated_bytes > 0 {
+                tracing::warn!(
+                    path = %recovered.segment.path.display(),
+                    truncated_bytes = recovered.truncated_bytes,
+                    "cut a torn tail left by an unclean shutdown; those records were never acknowledged"
+                );
+            }
+            if let Some(prev) = segments.last() {
+                let prev: &Arc<Segment> = prev;
+                if prev.end_offset() != base {
+                    return Err(Error::Corrupt {
+                        path: recovered.segment.path.clone(),
+                        position: 0,
+                        reason: "segment does not start where the previous one ends",
+                    });
+                }
+            }
+            if newest {
+                // Whatever survived on disk is made durable before it can be served.
+                recovered.segment.file.sync_all().at(&recovered.segment.path)?;
+            }
+            segments.push(Arc::new(recovered.segment));
+        }
+        if segments.is_empty() {
+            segments.push(Arc::new(Segment::create(&dir, 0)?));
+            sync_dir(&dir)?;
+        }
+        let active = segments.last().expect("at least one segment").clone();
+        let next_offset = active.end_offset();
+        let last_arrival_ms = segments.iter().rev().find_map(|s| s.last_arrival_ms()).unwrap_or(0);
+        Ok(ShardLog {
+            dir,
+            config,
+            writer: Mutex::new(Writer { next_offset, last_arrival_ms, active, buf: Vec::new() }),
+            segments: RwLock::new(segments),
+            sync_state: Mutex::new(SyncState { in_progress: false }),
+            sync_done: Condvar::new(),
+            durable_end: AtomicU64::new(next_offset),
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `records` as one batch. They are not durable, nor visible to readers, until
+    /// [`ShardLog::sync_to`] with the returned `end_offset` has returned.
+    pub fn append(&self, records: &[RecordRef<'_>], now_ms: i64) -> Result<Appended> {
+        let mut w = self.writer.lock().expect("writer lock");
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned(self.dir.clone()));
+        }
+        let arrival_ms = now_ms.max(w.last_arrival_ms);
+        if self.should_roll(&w, arrival_ms) {
+            self.roll(&mut w)?;
+        }
+        let base_offset = w.next_offset;
+        let mut buf = std::mem::take(&mut w.buf);
+        buf.clear();
+        codec::encode_batch(base_offset, arrival_ms, records, &mut buf);
+        let header = BatchHeader { base_offset, arrival_ms, count: records.len() as u32, total_len: buf.len() };
+        let written = w.active.append(&buf, &header);
+        if buf.capacity() <= 8 * 1024 * 1024 {
+            w.buf = buf;
+        }
+        written?;
+        w.next_offset = header.end_offset();
+        w.last_arrival_ms = arrival_ms;
+        Ok(Appended { base_offset, arrival_ms, end_offset: w.next_offset })
+    }
+
+    fn should_roll(&self, w: &Writer, now_ms: i64) -> bool {
+        if w.active.len() == 0 {
+            return false;
+        }
+        let first = w.active.meta.lock().expect("segment meta lock").first_arrival_ms;
+        w.active.len() >= self.config.segment_max_bytes
+            || first.is_some_and(|t| now_ms - t >= self.config.segment_max_age_ms)
+    }
+
+    /// Seals the active segment (fsync) and starts a new one at the next offset.
+    fn roll(&self, w: &mut Writer) -> Result<()> {
+        w.active.file.sync_data().at(&w.active.path).inspect_err(|_| self.poison())?;
+        // Everything written so far lives in the segment just synced.
+        self.durable_end.fetch_max(w.next_offset, Ordering::AcqRel);
+        let next = Arc::new(Segment::create(&self.dir, w.next_offset)?);
+        sync_dir(&self.dir)?;
+        self.segments.write().expect("segments lock").push(next.clone());
+        w.active = next;
+        Ok(())
+    }
+
+    fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+        tracing::error!(dir = %self.dir.display(), "fsync failed; the shard log refuses further writes until restart");
+    }
+
+    /// Blocks until every record below `end_offset` is on disk. Concurrent callers share fsyncs.
+    pub fn sync_to(&self, end_offset: u64) -> Result<()> {
+        let mut state = self.sync_state.lock().expect("sync lock");
+        loop {
+            if self.poisoned.load(Ordering::Acquire) {
+                return Err(Error::Poisoned(self.dir.clone()));
+            }
+            if self.durable_end.load(Ordering::Acquire) >= end_offset {
+                return Ok(());
+            }
+            if !state.in_progress {
+                state.in_progress = true;
+                drop(state);
+                let (file_segment, upto) = {
+                    let w = self.writer.lock().expect("writer lock");
+                    (w.active.clone(), w.next_offset)
+                };
+                let result = file_segment.file.sync_data().at(&file_segment.path);
+                state = self.sync_state.lock().expect("sync lock");
+                state.in_progress = false;
+                match result {
+                    Ok(()) => {
+                        self.durable_end.fetch_max(upto, Ordering::AcqRel);
+                    }
+                    Err(e) => {
+                        self.poison();
+                        self.sync_done.notify_all();
+                        return Err(e);
+                    }
+                }
+                self.sync_done.notify_all();
+                continue;
+            }
+            state = self.sync_done.wait(state).expect("sync lock");
+        }
+    }
+
+    /// One past the last durable record: the end that readers see.
+    pub fn durable_end(&self) -> u64 {
+        self.durable_end.load(Ordering::Acquire)
+    }
+
+    /// The oldest offset still retained (the trim horizon).
+    pub fn start_offset(&self) -> u64 {
+        self.segments.read().expect("segments lock")[0].base_offset
+    }
+
+    /// Arrival time of the newest record written, if any.
+    pub fn last_arrival_ms(&self) -> Option<i64> {
+        let w = self.writer.lock().expect("writer lock");
+        (w.next_offset > 0).then_some(w.last_arrival_ms)
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Segment>> {
+        self.segments.read().expect("segments lock").clone()
+    }
+
+    /// Reads durable records from `from` on: at most `max_records`, and no more than `max_bytes` of
+    /// keys and data past the first record. Offsets below the trim horizon read from the horizon.
+    pub fn read(&self, from: u64, max_records: usize, max_bytes: usize) -> Result<ReadResult> {
+        let stop = self.durable_end();
+        let segments = self.snapshot();
+        let from = from.max(segments[0].base_offset);
+        let first = segments.partition_point(|s| s.base_offset <= from).saturating_sub(1);
+        let mut records = Vec::new();
+        let mut bytes_read = 0usize;
+        if max_records > 0 {
+            for seg in &segments[first..] {
+                if seg.base_offset >= stop {
+                    break;
+                }
+                if seg.read(from, stop, max_records, max_bytes, &mut records, &mut bytes_read)? {
+                    break;
+                }
+            }
+        }
+        let next_offset = records.last().map_or(from, |r| r.offset + 1);
+        Ok(ReadResult { records, next_offset })
+    }
+
+    /// The offset of the first retained record that arrived at or after `ts_ms`, or the durable
+    /// end when none did.
+    pub fn offset_at_time(&self, ts_ms: i64) -> Result<u64> {
+        let stop = self.durable_end();
+        for seg in self.snapshot() {
+            if seg.last_arrival_ms().is_some_and(|last| last >= ts_ms)
+                && let Some(offset) = seg.offset_at_time(ts_ms)?
+            {
+                return Ok(offset.min(stop));
+            }
+        }
+        Ok(stop)
+    }
+
+    /// Drops every whole segment whose newest record arrived before `cutoff_ms`. An expired active
+    /// segment is sealed first, so a quiet shard still drops its old data. Returns segments removed.
+    pub fn trim(&self, cutoff_ms: i64) -> Result<usize> {
+        let mut w = self.writer.lock().expect("writer lock");
+        if w.active.len() > 0 && w.active.last_arrival_ms().is_some_and(|t| t < cutoff_ms) {
+            self.roll(&mut w)?;
+        }
+        let removed: Vec<Arc<Segment>> = {
+            let mut segments = self.segments.write().expect("segments lock");
+            let keep_from = segments
+                .iter()
+                .position(|s| Arc::ptr_eq(s, &w.active) || s.last_arrival_ms().is_some_and(|t| t >= cutoff_ms))
+                .unwrap_or(segments.len() - 1);
+            segments.drain(..keep_from).collect()
+        };
+        drop(w);
+        for seg in &removed {
+            fs::remove_file(&seg.path).at(&seg.path)?;
+        }
+        if !removed.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        Ok(removed.len())
+    }
+
+    /// Bytes on disk across all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.snapshot().iter().map(|s| s.len()).sum()
+    }
+}
