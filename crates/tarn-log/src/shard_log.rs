@@ -241,6 +241,11 @@ impl ShardLog {
         }
     }
 
+    /// One past the last record written, durable or not.
+    pub fn written_end(&self) -> u64 {
+        self.writer.lock().expect("writer lock").next_offset
+    }
+
     /// One past the last durable record: the end that readers see.
     pub fn durable_end(&self) -> u64 {
         self.durable_end.load(Ordering::Acquire)
