@@ -21,6 +21,7 @@ pub enum StartingPosition {
 /// What GetRecords returns.
 #[derive(Debug)]
 pub struct RecordsPage {
+    pub stream_name: String,
     pub stream_tag: u32,
     pub shard_index: u32,
     pub records: Vec<Record>,
@@ -217,6 +218,7 @@ impl Streams {
             (Some(next.encode(&self.signer)), Vec::new())
         };
         Ok(RecordsPage {
+            stream_name: pos.stream_name.clone(),
             stream_tag: pos.stream_tag,
             shard_index: pos.shard_index,
             records: page.records,

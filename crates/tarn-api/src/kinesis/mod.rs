@@ -1,0 +1,188 @@
+//! The Kinesis Data Streams API (`X-Amz-Target: Kinesis_20131202.<Action>`), one file per action.
+//! Each action reads and validates its input, calls `tarn-streams`, and builds its output.
+
+use tarn_streams::Streams;
+use tarn_streams::model::{ShardMeta, StreamMeta, StreamMode, shard_id};
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::protocol::input::{Input, NAME, STREAM_ARN, Violations};
+use crate::protocol::{Doc, Obj};
+
+mod add_tags_to_stream;
+mod create_stream;
+mod decrease_stream_retention_period;
+mod delete_stream;
+mod deregister_stream_consumer;
+mod describe_limits;
+mod describe_stream;
+mod describe_stream_consumer;
+mod describe_stream_summary;
+mod get_records;
+mod get_shard_iterator;
+mod increase_stream_retention_period;
+mod list_shards;
+mod list_stream_consumers;
+mod list_streams;
+mod list_tags_for_stream;
+mod merge_shards;
+mod put_record;
+mod put_records;
+mod register_stream_consumer;
+mod remove_tags_from_stream;
+mod split_shard;
+mod update_shard_count;
+mod update_stream_mode;
+
+pub const TARGET_PREFIX: &str = "Kinesis_20131202";
+
+/// What an action needs from the server.
+pub struct Ctx<'a> {
+    pub streams: &'a Streams,
+    pub metrics: &'a Metrics,
+}
+
+type Handler = fn(&Ctx<'_>, &Doc<'_>) -> Result<Doc<'static>, ApiError>;
+
+const ACTIONS: &[(&str, Handler)] = &[
+    ("AddTagsToStream", add_tags_to_stream::handle),
+    ("CreateStream", create_stream::handle),
+    ("DecreaseStreamRetentionPeriod", decrease_stream_retention_period::handle),
+    ("DeleteStream", delete_stream::handle),
+    ("DeregisterStreamConsumer", deregister_stream_consumer::handle),
+    ("DescribeLimits", describe_limits::handle),
+    ("DescribeStream", describe_stream::handle),
+    ("DescribeStreamConsumer", describe_stream_consumer::handle),
+    ("DescribeStreamSummary", describe_stream_summary::handle),
+    ("GetRecords", get_records::handle),
+    ("GetShardIterator", get_shard_iterator::handle),
+    ("IncreaseStreamRetentionPeriod", increase_stream_retention_period::handle),
+    ("ListShards", list_shards::handle),
+    ("ListStreamConsumers", list_stream_consumers::handle),
+    ("ListStreams", list_streams::handle),
+    ("ListTagsForStream", list_tags_for_stream::handle),
+    ("MergeShards", merge_shards::handle),
+    ("PutRecord", put_record::handle),
+    ("PutRecords", put_records::handle),
+    ("RegisterStreamConsumer", register_stream_consumer::handle),
+    ("RemoveTagsFromStream", remove_tags_from_stream::handle),
+    ("SplitShard", split_shard::handle),
+    ("UpdateShardCount", update_shard_count::handle),
+    ("UpdateStreamMode", update_stream_mode::handle),
+];
+
+pub fn is_operation(op: &str) -> bool {
+    ACTIONS.iter().any(|(name, _)| *name == op)
+}
+
+pub fn dispatch(ctx: &Ctx<'_>, op: &str, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
+    let (_, handler) = ACTIONS
+        .iter()
+        .find(|(name, _)| *name == op)
+        .ok_or_else(|| ApiError::unknown_operation(format!("Unknown operation {TARGET_PREFIX}.{op}")))?;
+    handler(ctx, doc)
+}
+
+/// The `StreamName` and `StreamARN` members most actions take.
+pub(crate) struct StreamRef<'d> {
+    name: Option<&'d str>,
+    arn: Option<&'d str>,
+}
+
+impl<'d> StreamRef<'d> {
+    pub fn read(input: &Input<'d, '_>, v: &mut Violations) -> Result<StreamRef<'d>, ApiError> {
+        Ok(StreamRef {
+            name: input.string(v, "StreamName", false, 1, 128, Some(NAME))?,
+            arn: input.string(v, "StreamARN", false, 1, 2048, Some(STREAM_ARN))?,
+        })
+    }
+
+    /// Call after the violations are finished: the stream's name.
+    pub fn resolve(&self, ctx: &Ctx<'_>) -> Result<String, ApiError> {
+        Ok(ctx.streams.resolve_name(self.name, self.arn)?)
+    }
+
+    pub fn given(&self) -> bool {
+        self.name.is_some() || self.arn.is_some()
+    }
+}
+
+pub(crate) fn hash_range(s: &ShardMeta) -> Doc<'static> {
+    Obj::new().put("StartingHashKey", s.start_hash.to_string()).put("EndingHashKey", s.end_hash.to_string()).done()
+}
+
+/// A shard as DescribeStream and ListShards show it.
+pub(crate) fn shard_doc(stream: &StreamMeta, s: &ShardMeta) -> Doc<'static> {
+    let start = stream.sequence(s.index, 0).to_string();
+    let end = s.closed.map(|c| stream.sequence(s.index, c.end_offset.saturating_sub(1)).to_string());
+    Obj::new()
+        .put("ShardId", shard_id(s.index))
+        .opt("ParentShardId", s.parent.map(shard_id))
+        .opt("AdjacentParentShardId", s.adjacent_parent.map(shard_id))
+        .put("HashKeyRange", hash_range(s))
+        .put("SequenceNumberRange", Obj::new().put("StartingSequenceNumber", start).opt("EndingSequenceNumber", end))
+        .done()
+}
+
+/// A child shard as GetRecords and SubscribeToShard report it at the end of a closed shard.
+pub(crate) fn child_shard_doc(s: &ShardMeta) -> Doc<'static> {
+    let parents: Vec<Doc<'static>> =
+        s.parent.iter().chain(s.adjacent_parent.iter()).map(|&p| shard_id(p).into()).collect();
+    Obj::new().put("ShardId", shard_id(s.index)).put("ParentShards", parents).put("HashKeyRange", hash_range(s)).done()
+}
+
+pub(crate) fn mode_doc(mode: StreamMode) -> Doc<'static> {
+    Obj::new().put("StreamMode", mode.as_str()).done()
+}
+
+pub(crate) fn enhanced_monitoring() -> Doc<'static> {
+    vec![Obj::new().put("ShardLevelMetrics", Vec::<Doc<'static>>::new()).done()].into()
+}
+
+pub(crate) fn encryption(meta: &StreamMeta) -> &'static str {
+    if meta.encryption_key.is_some() { "KMS" } else { "NONE" }
+}
+
+/// Reads a `Tags` map member with AWS's tag rules.
+pub(crate) fn read_tags(
+    input: &Input<'_, '_>,
+    v: &mut Violations,
+    required: bool,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let tags = input.map_of_strings("Tags")?;
+    let path = input.path("Tags");
+    match &tags {
+        None if required => v.add(None, &path, "Member must not be null"),
+        Some(t) if t.is_empty() => {
+            v.add(Some("{}".into()), &path, "Member must have length greater than or equal to 1")
+        }
+        Some(t) if t.len() > 200 => {
+            v.add(Some("{...}".into()), &path, "Member must have length less than or equal to 200")
+        }
+        _ => {}
+    }
+    let tags = tags.unwrap_or_default();
+    for (k, val) in &tags {
+        if k.is_empty() || k.chars().count() > 128 {
+            v.add(Some(format!("'{k}'")), &path, "Member must have length between 1 and 128 for every key");
+        }
+        if val.chars().count() > 256 {
+            v.add(Some(format!("'{val}'")), &path, "Member must have length less than or equal to 256 for every value");
+        }
+    }
+    Ok(tags.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+}
+
+/// AWS's tag character rule: Unicode letters, digits, white space, `_ . / = + - % @` (and `:`).
+pub(crate) fn check_tag_chars(tags: &[(String, String)]) -> Result<(), ApiError> {
+    let ok = |s: &str| s.chars().all(|c| c.is_alphanumeric() || c.is_whitespace() || "_./=+-%@:".contains(c));
+    if tags.iter().any(|(k, v)| !ok(k) || !ok(v)) {
+        return Err(ApiError::invalid_argument(
+            "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @.",
+        ));
+    }
+    if tags.iter().any(|(k, _)| k.starts_with("aws:")) {
+        return Err(ApiError::invalid_argument("Tag keys may not start with the reserved prefix 'aws:'."));
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! Tarn's AWS-compatible HTTP API.
+//!
+//! Request path: `server` (axum: one POST endpoint, `/metrics`, `/health`) → `sigv4` (who
+//! signed it) → `protocol` (JSON 1.1 or CBOR body → [`protocol::Doc`]) → `kinesis::dispatch`
+//! (`X-Amz-Target` → one file per action, reading input through `protocol::input`) →
+//! `tarn-streams` → response `Doc` encoded in the request's protocol. Every failure becomes an
+//! [`ApiError`] and is encoded once, in `server`.
+
+pub mod error;
+pub mod kinesis;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+pub mod sigv4;
+
+pub use error::ApiError;
+pub use server::{ApiConfig, AppState, serve};

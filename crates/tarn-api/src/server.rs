@@ -1,0 +1,199 @@
+//! The HTTP server: one POST endpoint for every AWS JSON/CBOR operation (told apart by
+//! `X-Amz-Target`), plus `/metrics` and `/health`. HTTP/1.1 and cleartext HTTP/2 share the port.
+//!
+//! Decoding, the action itself (which may wait on an fsync) and encoding run on tokio's blocking
+//! pool, so the I/O threads only move bytes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tarn_streams::Streams;
+
+use crate::error::ApiError;
+use crate::kinesis;
+use crate::metrics::Metrics;
+use crate::protocol::{Codec, Doc, Obj};
+use crate::sigv4;
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Access key → secret. `None` turns authentication off (local use only).
+    pub credentials: Option<HashMap<String, String>>,
+    /// Largest request body accepted, in bytes.
+    pub max_request_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { credentials: None, max_request_bytes: 8 * 1024 * 1024 }
+    }
+}
+
+pub struct AppState {
+    pub streams: Arc<Streams>,
+    pub config: ApiConfig,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    pub fn new(streams: Arc<Streams>, config: ApiConfig) -> Arc<AppState> {
+        Arc::new(AppState { streams, config, metrics: Metrics::default() })
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.config.max_request_bytes;
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(|| async { "ok\n" }))
+        .fallback(aws_request)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    for (stream, bytes, open) in state.streams.usage() {
+        state.metrics.set("tarn_stream_storage_bytes", &[("stream", &stream)], bytes as f64);
+        state.metrics.set("tarn_stream_open_shards", &[("stream", &stream)], open as f64);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+/// A request as the blocking worker sees it.
+struct Call {
+    method: Method,
+    uri: Uri,
+    headers: Vec<(String, String)>,
+    target: Option<String>,
+    codec: Codec,
+    body: Bytes,
+}
+
+async fn aws_request(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let codec = Codec::from_content_type(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()));
+    let mut flat: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    if !flat.iter().any(|(k, _)| k == "host") {
+        // HTTP/2 carries the host as :authority, which SigV4 signs as `host`.
+        if let Some(authority) = uri.authority() {
+            flat.push(("host".into(), authority.to_string()));
+        }
+    }
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let call = Call { method, uri, headers: flat, target, codec, body };
+    let worker_state = state.clone();
+    let started = Instant::now();
+    let outcome = tokio::task::spawn_blocking(move || process(&worker_state, call)).await;
+    let (operation, result, codec) = match outcome {
+        Ok(r) => r,
+        Err(e) => ("unknown".to_owned(), Err(ApiError::internal(format!("request handler failed: {e}"))), codec),
+    };
+    let code = result.as_ref().err().map_or("OK", |e| e.code);
+    state.metrics.add("tarn_api_requests_total", &[("operation", &operation), ("code", code)], 1);
+    state.metrics.observe(
+        "tarn_api_request_duration_seconds",
+        &[("operation", &operation)],
+        started.elapsed().as_secs_f64(),
+    );
+    match result {
+        Ok(body) => respond(StatusCode::OK, codec, body, None),
+        Err(e) => {
+            if e.status >= 500 {
+                tracing::error!(operation, code = e.code, message = %e.message, "request failed");
+            } else {
+                tracing::debug!(operation, code = e.code, message = %e.message, "request refused");
+            }
+            error_response(codec, &e)
+        }
+    }
+}
+
+fn respond(status: StatusCode, codec: Codec, body: Vec<u8>, error_type: Option<&str>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(codec.content_type()));
+    let request_id = format!("{:032x}", rand::random::<u128>());
+    h.insert("x-amzn-requestid", HeaderValue::from_str(&request_id).expect("hex is a valid header"));
+    if let Some(t) = error_type.and_then(|t| HeaderValue::from_str(t).ok()) {
+        h.insert("x-amzn-errortype", t);
+    }
+    response
+}
+
+pub fn error_body(codec: Codec, e: &ApiError) -> Vec<u8> {
+    let doc =
+        Doc::Map(vec![("__type".into(), Doc::Str(e.code.into())), (e.message_key().into(), e.message.clone().into())]);
+    codec.encode(&doc)
+}
+
+fn error_response(codec: Codec, e: &ApiError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    respond(status, codec, error_body(codec, e), Some(e.code))
+}
+
+fn process(state: &AppState, call: Call) -> (String, Result<Vec<u8>, ApiError>, Codec) {
+    let codec = call.codec;
+    let Some(target) = call.target.as_deref() else {
+        return ("unknown".into(), Err(ApiError::unknown_operation("Missing X-Amz-Target header")), codec);
+    };
+    let (service, op) = target.split_once('.').unwrap_or((target, ""));
+    let operation = op.to_owned();
+    let result = (|| {
+        let signing_name = match service {
+            kinesis::TARGET_PREFIX if kinesis::is_operation(op) => "kinesis",
+            _ => return Err(ApiError::unknown_operation(format!("Unknown operation {target}"))),
+        };
+        if call.method != Method::POST {
+            return Err(ApiError::new(
+                "AccessDeniedException",
+                403,
+                "Unable to determine service/operation name to be authorized",
+            ));
+        }
+        if let Some(credentials) = &state.config.credentials {
+            let request = sigv4::SignedRequest {
+                method: call.method.as_str(),
+                path: call.uri.path(),
+                query: call.uri.query().unwrap_or(""),
+                headers: &call.headers,
+                body: &call.body,
+            };
+            sigv4::verify(&request, signing_name, state.streams.now(), |key| credentials.get(key).cloned())?;
+        }
+        let doc = codec.decode(&call.body)?;
+        let ctx = kinesis::Ctx { streams: &state.streams, metrics: &state.metrics };
+        let output = kinesis::dispatch(&ctx, op, &doc)?;
+        Ok(codec.encode(&output))
+    })();
+    (operation, result, codec)
+}
+
+/// An empty structure, the output of operations that return nothing.
+pub fn empty() -> Doc<'static> {
+    Obj::new().done()
+}
