@@ -1,0 +1,42 @@
+//! The `tarn` binary: parses flags and configuration, then hands over to the library crates.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+mod serve;
+
+#[derive(Parser)]
+#[command(name = "tarn", version, about = "A streaming data lake in one binary, speaking the AWS Kinesis API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: the Kinesis API, /metrics and /health on one port.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Config file (default: ./tarn.toml when it exists, else built-in defaults).
+    #[arg(long, env = "TARN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for all data; overrides `data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:4567 (port 0 picks a free one); overrides `listen`.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Accept unsigned requests (local experiments only); overrides `auth.enabled`.
+    #[arg(long)]
+    no_auth: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve(args) => serve::run(args),
+    }
+}

@@ -1,0 +1,132 @@
+//! `tarn serve`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tarn_api::{ApiConfig, AppState};
+use tarn_config::Config;
+use tarn_streams::{Streams, StreamsConfig, system_clock};
+use tracing_subscriber::EnvFilter;
+
+use crate::ServeArgs;
+
+fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let file = args.config.clone().or_else(|| {
+        let default = std::path::PathBuf::from("tarn.toml");
+        default.exists().then_some(default)
+    });
+    let mut config = Config::load(file.as_deref(), std::env::vars())?;
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(listen) = &args.listen {
+        config.listen = listen.clone();
+    }
+    if args.no_auth {
+        config.auth.enabled = false;
+    }
+    Ok(config)
+}
+
+fn streams_config(c: &Config) -> StreamsConfig {
+    let k = &c.kinesis;
+    StreamsConfig {
+        account_id: k.account_id.clone(),
+        region: k.region.clone(),
+        shard_limit: k.shard_limit,
+        max_record_bytes: k.max_record_bytes,
+        max_put_records_bytes: k.max_put_records_bytes,
+        max_put_records_entries: k.max_put_records_entries,
+        max_get_records_bytes: k.max_get_records_bytes,
+        max_get_records_entries: k.max_get_records_entries,
+        iterator_ttl_ms: k.iterator_ttl_seconds as i64 * 1000,
+        max_tags_per_stream: k.max_tags_per_stream,
+        max_consumers_per_stream: k.max_consumers_per_stream,
+        transition_ms: k.transition_ms as i64,
+        shard_throughput_limits: k.shard_throughput_limits,
+        log: tarn_log::LogConfig {
+            segment_max_bytes: c.storage.segment_max_bytes,
+            segment_max_age_ms: c.storage.segment_max_age_seconds as i64 * 1000,
+        },
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = load_config(&args)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&config.log).context("the `log` setting is not a valid filter")?)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let data_dir = config.data_dir.clone();
+    let sc = streams_config(&config);
+    let streams = tokio::task::spawn_blocking(move || Streams::open(&data_dir, sc, system_clock()))
+        .await?
+        .with_context(|| format!("cannot open the streams under {}", config.data_dir.display()))?;
+    let streams = Arc::new(streams);
+    let credentials = config.credentials();
+    match &credentials {
+        None => tracing::warn!("authentication is OFF: any caller may use every API (auth.enabled = false)"),
+        Some(keys) if config.auth.credentials.is_empty() => tracing::warn!(
+            access_key = tarn_config::DEV_ACCESS_KEY,
+            "authentication is on (SigV4) with the built-in development key only; configure auth.credentials"
+        ),
+        Some(keys) => tracing::info!(keys = keys.len(), "authentication is on (SigV4)"),
+    }
+    let api = ApiConfig {
+        credentials: credentials.map(|k| k.into_iter().collect()),
+        max_request_bytes: config.kinesis.max_request_bytes,
+    };
+    let state = AppState::new(streams.clone(), api);
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "tarn is serving the Kinesis API");
+    // One machine-readable line on stdout, for scripts and tests that ask for port 0.
+    println!("tarn listening on {addr}");
+
+    let retention_every = Duration::from_secs(config.kinesis.retention_check_seconds);
+    let retention_streams = streams.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(retention_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            let s = retention_streams.clone();
+            match tokio::task::spawn_blocking(move || s.enforce_retention()).await {
+                Ok(Ok((0, 0))) => {}
+                Ok(Ok((segments, shards))) => tracing::info!(segments, shards, "dropped expired data"),
+                Ok(Err(e)) => tracing::error!(error = %e, "retention pass failed"),
+                Err(e) => tracing::error!(error = %e, "retention task panicked"),
+            }
+        }
+    });
+
+    tarn_api::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing requests in flight");
+}

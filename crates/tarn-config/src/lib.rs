@@ -1,0 +1,285 @@
+//! Tarn's configuration.
+//!
+//! Three layers, each overriding the one before: the defaults (documented in the shipped, fully
+//! commented `tarn.toml`), the config file, and `TARN_*` environment variables; command-line
+//! flags are applied by the binary on top. Environment names are the key path in upper case with
+//! `__` between section and key: `TARN_LISTEN`, `TARN_KINESIS__SHARD_LIMIT`.
+//! [`Config::load`] returns settings that passed [`Config::validate`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The access key Tarn accepts when none is configured, for local development only.
+pub const DEV_ACCESS_KEY: &str = "tarn";
+pub const DEV_SECRET_KEY: &str = "tarn-dev-secret";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("{key} {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address for the AWS APIs, /metrics and /health.
+    pub listen: String,
+    /// Everything Tarn stores lives under this directory.
+    pub data_dir: PathBuf,
+    /// Log filter, as RUST_LOG would take it.
+    pub log: String,
+    pub auth: AuthConfig,
+    pub kinesis: KinesisConfig,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Verify AWS Signature Version 4 on every request.
+    pub enabled: bool,
+    pub credentials: Vec<Credential>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KinesisConfig {
+    pub account_id: String,
+    pub region: String,
+    pub shard_limit: u32,
+    pub max_record_bytes: usize,
+    pub max_put_records_bytes: usize,
+    pub max_put_records_entries: usize,
+    pub max_get_records_bytes: usize,
+    pub max_get_records_entries: usize,
+    pub iterator_ttl_seconds: u64,
+    pub max_tags_per_stream: usize,
+    pub max_consumers_per_stream: usize,
+    pub transition_ms: u64,
+    pub shard_throughput_limits: bool,
+    pub max_request_bytes: usize,
+    pub retention_check_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub segment_max_bytes: u64,
+    pub segment_max_age_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:4567".into(),
+            data_dir: PathBuf::from("./tarn-data"),
+            log: "info".into(),
+            auth: AuthConfig::default(),
+            kinesis: KinesisConfig::default(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { enabled: true, credentials: Vec::new() }
+    }
+}
+
+impl Default for KinesisConfig {
+    fn default() -> Self {
+        KinesisConfig {
+            account_id: "000000000000".into(),
+            region: "us-east-1".into(),
+            shard_limit: 1000,
+            max_record_bytes: 1024 * 1024,
+            max_put_records_bytes: 5 * 1024 * 1024,
+            max_put_records_entries: 500,
+            max_get_records_bytes: 10 * 1024 * 1024,
+            max_get_records_entries: 10_000,
+            iterator_ttl_seconds: 300,
+            max_tags_per_stream: 50,
+            max_consumers_per_stream: 20,
+            transition_ms: 0,
+            shard_throughput_limits: false,
+            max_request_bytes: 8 * 1024 * 1024,
+            retention_check_seconds: 60,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { segment_max_bytes: 128 * 1024 * 1024, segment_max_age_seconds: 3600 }
+    }
+}
+
+/// Turns `TARN_KINESIS__SHARD_LIMIT` into `["kinesis", "shard_limit"]`.
+fn env_path(name: &str) -> Option<Vec<String>> {
+    let rest = name.strip_prefix("TARN_")?;
+    if rest == "CONFIG" || rest.is_empty() {
+        return None;
+    }
+    Some(rest.split("__").map(|p| p.to_ascii_lowercase()).collect())
+}
+
+/// Reads an environment value as TOML (numbers, booleans, arrays), or as a plain string.
+fn env_value(raw: &str) -> toml::Value {
+    toml::from_str::<BTreeMap<String, toml::Value>>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut m| m.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+impl Config {
+    /// Reads the file (if any), applies `env` overrides, and validates the result.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse { path: path.display().to_string(), message: e.to_string() })?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, raw) in env {
+            let Some(path) = env_path(&name) else { continue };
+            let (last, sections) = path.split_last().expect("non-empty path");
+            let mut at = &mut table;
+            for section in sections {
+                at = at
+                    .entry(section.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| ConfigError::Env {
+                        name: name.clone(),
+                        message: format!("{section} is not a section"),
+                    })?;
+            }
+            at.insert(last.clone(), env_value(&raw));
+        }
+        let source = file.map_or_else(|| "defaults and environment".to_owned(), |p| p.display().to_string());
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse { path: source, message: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn at_least(key: &'static str, value: u64, min: u64) -> Result<(), ConfigError> {
+            if value < min {
+                return Err(ConfigError::Invalid { key, message: format!("must be at least {min}; got {value}") });
+            }
+            Ok(())
+        }
+        let k = &self.kinesis;
+        if k.account_id.len() != 12 || !k.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::Invalid {
+                key: "kinesis.account_id",
+                message: format!("must be 12 digits, as AWS account ids are; got {:?}", k.account_id),
+            });
+        }
+        at_least("kinesis.shard_limit", u64::from(k.shard_limit), 1)?;
+        at_least("kinesis.max_record_bytes", k.max_record_bytes as u64, 1)?;
+        at_least("kinesis.max_put_records_bytes", k.max_put_records_bytes as u64, k.max_record_bytes as u64)?;
+        at_least("kinesis.max_put_records_entries", k.max_put_records_entries as u64, 1)?;
+        at_least("kinesis.max_get_records_bytes", k.max_get_records_bytes as u64, 1)?;
+        at_least("kinesis.max_get_records_entries", k.max_get_records_entries as u64, 1)?;
+        at_least("kinesis.iterator_ttl_seconds", k.iterator_ttl_seconds, 1)?;
+        at_least("kinesis.max_request_bytes", k.max_request_bytes as u64, 1024)?;
+        at_least("kinesis.retention_check_seconds", k.retention_check_seconds, 1)?;
+        at_least("storage.segment_max_bytes", self.storage.segment_max_bytes, 4096)?;
+        at_least("storage.segment_max_age_seconds", self.storage.segment_max_age_seconds, 1)?;
+        for c in &self.auth.credentials {
+            if c.access_key_id.is_empty() || c.secret_access_key.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "auth.credentials",
+                    message: "every entry needs a non-empty access_key_id and secret_access_key".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Access key → secret, or `None` when authentication is off. With authentication on and no
+    /// key configured, the development key pair is used.
+    pub fn credentials(&self) -> Option<BTreeMap<String, String>> {
+        if !self.auth.enabled {
+            return None;
+        }
+        let mut keys: BTreeMap<String, String> =
+            self.auth.credentials.iter().map(|c| (c.access_key_id.clone(), c.secret_access_key.clone())).collect();
+        if keys.is_empty() {
+            keys.insert(DEV_ACCESS_KEY.into(), DEV_SECRET_KEY.into());
+        }
+        Some(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../../tarn.toml");
+
+    #[test]
+    fn the_shipped_file_parses_to_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tarn.toml");
+        std::fs::write(&path, SHIPPED).unwrap();
+        let from_file = Config::load(Some(&path), []).unwrap();
+        let defaults = Config::default();
+        assert_eq!(toml::to_string(&from_file).unwrap(), toml::to_string(&defaults).unwrap());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tarn.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:1\"\n[kinesis]\nshard_limit = 7\n").unwrap();
+        let env = [
+            ("TARN_LISTEN".to_string(), "127.0.0.1:9".to_string()),
+            ("TARN_KINESIS__SHARD_LIMIT".into(), "12".into()),
+            ("TARN_AUTH__ENABLED".into(), "false".into()),
+            ("UNRELATED".into(), "x".into()),
+        ];
+        let c = Config::load(Some(&path), env).unwrap();
+        assert_eq!((c.listen.as_str(), c.kinesis.shard_limit, c.auth.enabled), ("127.0.0.1:9", 12, false));
+        assert!(c.credentials().is_none());
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_their_key() {
+        let bad = Config::load(None, [("TARN_KINESIS__ACCOUNT_ID".to_string(), "\"123\"".to_string())]).unwrap_err();
+        assert!(bad.to_string().starts_with("kinesis.account_id must be 12 digits"), "{bad}");
+        let typo = Config::load(None, [("TARN_KINESIS__SHARD_LIMT".to_string(), "3".to_string())]).unwrap_err();
+        assert!(typo.to_string().contains("shard_limt"), "{typo}");
+        let zero =
+            Config::load(None, [("TARN_KINESIS__MAX_PUT_RECORDS_ENTRIES".to_string(), "0".to_string())]).unwrap_err();
+        assert_eq!(zero.to_string(), "kinesis.max_put_records_entries must be at least 1; got 0");
+    }
+
+    #[test]
+    fn without_configured_keys_the_development_key_is_accepted() {
+        let c = Config::default();
+        assert_eq!(c.credentials().unwrap().get(DEV_ACCESS_KEY).map(String::as_str), Some(DEV_SECRET_KEY));
+    }
+}
