@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs Tarn's whole test suite on a fresh machine: installs what it needs (a Python venv with
+# boto3, the AWS CLI and pytest), builds, runs the Rust tests, then the client suites against
+# the real binary. Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=.venv
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+stamp="$venv/.requirements-$(sha256sum tests/python/requirements.txt | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+    touch "$stamp"
+fi
+
+echo "== cargo test"
+cargo test --workspace --locked
+
+echo "== fuzz targets build"
+cargo build --locked -p tarn-fuzz --bins
+
+echo "== client suites (boto3, AWS CLI, raw wire, crash)"
+cargo build --locked --bin tarn
+TARN_BIN="$PWD/target/debug/tarn" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider
