@@ -23,4 +23,4 @@ cargo build --locked -p tarn-fuzz --bins
 
 echo "== client suites (boto3, AWS CLI, raw wire, crash)"
 cargo build --locked --bin tarn
-TARN_BIN="$PWD/target/debug/tarn" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider
+TEST_TARN_BINARY="$PWD/target/debug/tarn" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider

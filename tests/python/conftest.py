@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.environ.get("TARN_BIN", os.path.join(ROOT, "target", "debug", "tarn"))
+BINARY = os.environ.get("TEST_TARN_BINARY", os.path.join(ROOT, "target", "debug", "tarn"))
 ACCESS_KEY = "test-key"
 SECRET_KEY = "test-secret"
 REGION = "us-east-1"

@@ -80,9 +80,9 @@ def test_every_iterator_type(kinesis):
     name = new_stream(kinesis)
     shard = "shardId-000000000000"
     first = kinesis.put_record(StreamName=name, Data=b"a", PartitionKey="k")
-    time.sleep(0.05)
-    middle = time.time()
-    time.sleep(0.05)
+    # boto3 sends AT_TIMESTAMP in whole seconds: start the next records in a later second.
+    middle = int(time.time()) + 1
+    time.sleep(middle - time.time() + 0.05)
     second = kinesis.put_record(StreamName=name, Data=b"b", PartitionKey="k")
     third = kinesis.put_record(StreamName=name, Data=b"c", PartitionKey="k")
     data = lambda rs: [r["Data"] for r in rs]
