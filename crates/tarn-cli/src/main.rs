@@ -6,6 +6,10 @@ use clap::{Parser, Subcommand};
 
 mod serve;
 
+/// Request buffers are large and short-lived; mimalloc reuses them instead of mapping fresh pages.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tarn", version, about = "A streaming data lake in one binary, speaking the AWS Kinesis API")]
 struct Cli {

@@ -11,6 +11,9 @@ use bytes::Bytes;
 use crate::codec::{self, BATCH_HEADER_LEN, BODY_PREFIX_LEN, BatchHeader, DecodeError, Record};
 use crate::error::{Error, IoContext, Result};
 
+/// Largest single read from a segment file.
+const READ_CHUNK_BYTES: usize = 1024 * 1024;
+
 /// A new index entry is added once this many bytes were written since the last one.
 const INDEX_INTERVAL_BYTES: u64 = 16 * 1024;
 
@@ -197,9 +200,10 @@ impl Segment {
         let end = self.len();
         let mut position = self.seek_offset(from);
         while position < end {
-            // Read a chunk that covers the byte budget, and at least the first batch in it whole;
-            // batches are then decoded in place from the chunk.
-            let want = (max_bytes.saturating_sub(*bytes_read) + 64 * 1024).max(256 * 1024) as u64;
+            // Read the budget in chunks of at most READ_CHUNK_BYTES (so a small answer does not
+            // pay for a 10 MiB read), each holding at least its first batch whole; batches are
+            // then decoded in place from the chunk.
+            let want = (max_bytes.saturating_sub(*bytes_read) + 64 * 1024).clamp(64 * 1024, READ_CHUNK_BYTES) as u64;
             let mut chunk = self.read_chunk(position, want.min(end - position) as usize)?;
             match codec::peek_header(&chunk) {
                 Ok(h) if h.total_len > chunk.len() => chunk = self.read_chunk(position, h.total_len)?,

@@ -1,7 +1,8 @@
 use super::{Ctx, child_shard_doc};
 use crate::error::ApiError;
+use crate::protocol::doc::{Utf8Bytes, timestamp};
 use crate::protocol::input::{Input, STREAM_ARN, Violations};
-use crate::protocol::{Doc, Obj, doc::timestamp};
+use crate::protocol::{Doc, Obj};
 
 pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
     let input = Input::root(doc)?;
@@ -23,7 +24,7 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
                 .put("SequenceNumber", page.sequence(r.offset).to_string())
                 .put("ApproximateArrivalTimestamp", timestamp(r.arrival_ms))
                 .put("Data", Doc::Blob(r.data.clone()))
-                .put("PartitionKey", String::from_utf8_lossy(&r.partition_key).into_owned())
+                .put("PartitionKey", Doc::Text(Utf8Bytes::new(r.partition_key.clone())))
                 .done()
         })
         .collect();

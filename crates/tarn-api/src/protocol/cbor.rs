@@ -63,6 +63,7 @@ fn to_value(doc: &Doc<'_>) -> Value {
         Doc::Int(n) => Value::Integer(Integer::from(*n)),
         Doc::Float(f) => Value::Float(*f),
         Doc::Str(s) => Value::Text(s.to_string()),
+        Doc::Text(t) => Value::Text(t.as_str().to_owned()),
         Doc::Blob(b) => Value::Bytes(b.to_vec()),
         Doc::Timestamp(ms) => Value::Tag(1, Box::new(Value::Integer(Integer::from(*ms)))),
         Doc::List(items) => Value::Array(items.iter().map(to_value).collect()),

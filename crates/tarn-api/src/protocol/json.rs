@@ -75,6 +75,18 @@ pub fn decode(body: &[u8]) -> Result<Doc<'_>, String> {
     Ok(doc)
 }
 
+/// About how many bytes `doc` takes as JSON, to size the output buffer once.
+pub fn encoded_len_hint(doc: &Doc<'_>) -> usize {
+    match doc {
+        Doc::Null | Doc::Bool(_) | Doc::Int(_) | Doc::Float(_) | Doc::Timestamp(_) => 24,
+        Doc::Str(s) => s.len() + 2,
+        Doc::Text(t) => t.as_str().len() + 2,
+        Doc::Blob(b) => b.len().div_ceil(3) * 4 + 2,
+        Doc::List(items) => 2 + items.iter().map(|i| encoded_len_hint(i) + 1).sum::<usize>(),
+        Doc::Map(entries) => 2 + entries.iter().map(|(k, v)| k.len() + 4 + encoded_len_hint(v)).sum::<usize>(),
+    }
+}
+
 /// Writes `doc` as JSON: blobs as base64, timestamps as epoch seconds with a millisecond fraction.
 pub fn encode(doc: &Doc<'_>, out: &mut Vec<u8>) {
     match doc {
@@ -93,6 +105,7 @@ pub fn encode(doc: &Doc<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(format!("{secs}.{frac:03}").as_bytes());
         }
         Doc::Str(s) => write_string(s, out),
+        Doc::Text(t) => write_string(t.as_str(), out),
         Doc::Blob(b) => {
             out.push(b'"');
             let start = out.len();
@@ -129,6 +142,11 @@ pub fn encode(doc: &Doc<'_>, out: &mut Vec<u8>) {
 fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    if !bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: Option<&[u8]> = match b {

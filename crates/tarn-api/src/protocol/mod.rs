@@ -43,7 +43,7 @@ impl Codec {
     }
 
     pub fn encode(self, doc: &Doc<'_>) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(json::encoded_len_hint(doc));
         match self {
             Codec::Json => json::encode(doc, &mut out),
             Codec::Cbor => cbor::encode(doc, &mut out),

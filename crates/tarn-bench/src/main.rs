@@ -1,0 +1,192 @@
+//! `tarn-bench`: starts the real `tarn` binary on a free port with a temporary data directory
+//! and measures, with SigV4-signed requests over HTTP/1.1 from this process:
+//!
+//! 1. PutRecords throughput: N connections, batches of 500 records of 200 bytes, durable acks;
+//! 2. PutRecords latency at half of that throughput (paced);
+//! 3. GetRecords throughput: every shard read from TRIM_HORIZON, data base64-decoded as a consumer would.
+//!
+//! Usage: `cargo run --release -p tarn-bench -- --server target/release/tarn`
+
+mod client;
+mod report;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use tokio::io::AsyncBufReadExt;
+
+use client::Signer;
+use report::Latencies;
+
+#[derive(Parser, Clone)]
+struct Args {
+    /// The tarn binary to benchmark.
+    #[arg(long, default_value = "target/release/tarn")]
+    server: String,
+    /// Concurrent connections sending PutRecords.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    #[arg(long, default_value_t = 4)]
+    shards: u32,
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    #[arg(long, default_value_t = 200)]
+    record_bytes: usize,
+    /// Seconds of each write phase.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Data directory (default: a temporary directory on the same disk as /tmp).
+    #[arg(long)]
+    data_dir: Option<String>,
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let tmp = tempfile::tempdir()?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().join("data").display().to_string());
+    let mut child = tokio::process::Command::new(&args.server)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &data_dir])
+        .env("TARN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", args.server))?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+    let addr = loop {
+        match lines.next_line().await? {
+            Some(line) if line.starts_with("tarn listening on ") => {
+                break line.rsplit(' ').next().unwrap_or("").to_owned();
+            }
+            Some(_) => continue,
+            None => bail!("{} exited before listening", args.server),
+        }
+    };
+    let signer = Arc::new(Signer::new(&addr, tarn_config_dev_key()));
+    println!(
+        "tarn-bench: server {addr}, {} shards, {} connections, batches of {} x {} B records, {} s per phase",
+        args.shards, args.connections, args.batch, args.record_bytes, args.seconds
+    );
+    signer.call("CreateStream", format!(r#"{{"StreamName":"bench","ShardCount":{}}}"#, args.shards)).await?;
+
+    let full = write_phase(&signer, &args, None).await?;
+    full.print("PutRecords, as fast as possible");
+    let half_rate = full.records as f64 / full.elapsed.as_secs_f64() / 2.0;
+    let half = write_phase(&signer, &args, Some(half_rate)).await?;
+    half.print(&format!("PutRecords at half that load ({half_rate:.0} records/s offered)"));
+    read_phase(&signer, args.shards).await?;
+    let _ = child.kill().await;
+    Ok(())
+}
+
+fn tarn_config_dev_key() -> (&'static str, &'static str) {
+    ("tarn", "tarn-dev-secret")
+}
+
+/// What one write phase measured.
+struct WritePhase {
+    records: u64,
+    bytes: u64,
+    elapsed: Duration,
+    latencies: Latencies,
+}
+
+impl WritePhase {
+    fn print(&self, title: &str) {
+        let secs = self.elapsed.as_secs_f64();
+        println!("\n{title}");
+        println!("  records/s      {:>12.0}", self.records as f64 / secs);
+        println!("  MB/s (data)    {:>12.1}", self.bytes as f64 / secs / 1e6);
+        println!("  requests       {:>12}", self.latencies.len());
+        self.latencies.print("  latency");
+    }
+}
+
+async fn write_phase(signer: &Arc<Signer>, args: &Args, rate: Option<f64>) -> anyhow::Result<WritePhase> {
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for conn in 0..args.connections {
+        let signer = signer.clone();
+        let body = client::put_records_body("bench", conn, args.batch, args.record_bytes);
+        // Paced phases spread the offered rate over the connections.
+        let interval = rate.map(|r| Duration::from_secs_f64(args.batch as f64 * args.connections as f64 / r));
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Latencies::default();
+            let mut next = Instant::now();
+            while Instant::now() < deadline {
+                if let Some(every) = interval {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += every;
+                }
+                let t = Instant::now();
+                let out = signer.call("PutRecords", body.clone()).await?;
+                lat.push(t.elapsed());
+                if !out.windows(22).any(|w| w == br#""FailedRecordCount":0,"#) {
+                    bail!("PutRecords failed: {}", String::from_utf8_lossy(&out[..out.len().min(300)]));
+                }
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut latencies = Latencies::default();
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    let records = latencies.len() as u64 * args.batch as u64;
+    Ok(WritePhase { records, bytes: records * args.record_bytes as u64, elapsed, latencies })
+}
+
+async fn read_phase(signer: &Arc<Signer>, shards: u32) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for shard in 0..shards {
+        let signer = signer.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = format!(
+                r#"{{"StreamName":"bench","ShardId":"shardId-{shard:012}","ShardIteratorType":"TRIM_HORIZON"}}"#
+            );
+            let out = signer.call("GetShardIterator", body).await?;
+            let mut iterator = serde_json::from_slice::<serde_json::Value>(&out)?["ShardIterator"]
+                .as_str()
+                .context("no iterator")?
+                .to_owned();
+            let (mut records, mut bytes, mut lat) = (0u64, 0u64, Latencies::default());
+            loop {
+                let t = Instant::now();
+                let out =
+                    signer.call("GetRecords", format!(r#"{{"ShardIterator":"{iterator}","Limit":10000}}"#)).await?;
+                let page = client::decode_records(&out)?;
+                lat.push(t.elapsed());
+                records += page.records;
+                bytes += page.bytes;
+                if page.records == 0 || page.millis_behind_latest == 0 && page.records < 10_000 {
+                    return Ok::<_, anyhow::Error>((records, bytes, lat));
+                }
+                iterator = page.next_iterator.context("no next iterator")?;
+            }
+        }));
+    }
+    let (mut records, mut bytes, mut lat) = (0, 0, Latencies::default());
+    for t in tasks {
+        let (r, b, l) = t.await??;
+        records += r;
+        bytes += b;
+        lat.extend(l);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("\nGetRecords, every shard from TRIM_HORIZON, Limit 10000, one reader per shard");
+    println!("  records        {records:>12}");
+    println!("  records/s      {:>12.0}", records as f64 / secs);
+    println!("  MB/s (data)    {:>12.1}", bytes as f64 / secs / 1e6);
+    lat.print("  latency");
+    Ok(())
+}
