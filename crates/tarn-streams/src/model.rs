@@ -144,8 +144,19 @@ impl StreamMeta {
         self.shards.iter().filter(move |s| s.parent == Some(index) || s.adjacent_parent == Some(index))
     }
 
-    pub fn sequence(&self, shard_index: u32, offset: u64) -> SequenceNumber {
-        SequenceNumber::new(self.tag, shard_index, offset)
+    /// The sequence number of the record at `offset` in a shard.
+    pub fn record_sequence(&self, shard_index: u32, offset: u64) -> SequenceNumber {
+        SequenceNumber::of_record(self.tag, shard_index, offset)
+    }
+
+    /// A shard's StartingSequenceNumber: just before its first record.
+    pub fn start_sequence(&self, shard_index: u32) -> SequenceNumber {
+        SequenceNumber::new(self.tag, shard_index, 0)
+    }
+
+    /// A closed shard's EndingSequenceNumber: its last record's (its start if it has none).
+    pub fn end_sequence(&self, shard: &ShardMeta) -> Option<SequenceNumber> {
+        shard.closed.map(|c| SequenceNumber::new(self.tag, shard.index, c.end_offset))
     }
 }
 

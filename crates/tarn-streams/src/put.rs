@@ -111,7 +111,7 @@ impl Streams {
             );
             let appended = log.append(&records, now)?;
             for (k, &i) in admitted.iter().enumerate() {
-                results[i] = Some(Ok(st.meta.sequence(*shard, appended.base_offset + k as u64)));
+                results[i] = Some(Ok(st.meta.record_sequence(*shard, appended.base_offset + k as u64)));
             }
             pending.push((log.clone(), appended.end_offset));
         }

@@ -35,8 +35,15 @@ pub struct RecordsPage {
 }
 
 impl RecordsPage {
+    /// The sequence number of the record at `offset`.
     pub fn sequence(&self, offset: u64) -> SequenceNumber {
-        SequenceNumber::new(self.stream_tag, self.shard_index, offset)
+        SequenceNumber::of_record(self.stream_tag, self.shard_index, offset)
+    }
+
+    /// Where a reader stands after this page, for SubscribeToShard's ContinuationSequenceNumber:
+    /// resuming AFTER it continues exactly here.
+    pub fn continuation(&self) -> SequenceNumber {
+        SequenceNumber::new(self.stream_tag, self.shard_index, self.next_offset)
     }
 }
 
@@ -109,16 +116,17 @@ impl Streams {
                     shard_id(index)
                 )));
             }
-            if seq.offset > end {
+            if seq.position > end {
                 return Err(invalid(""));
             }
-            Ok(seq.offset)
+            Ok(seq.position)
         };
         let offset = match start {
             StartingPosition::TrimHorizon => log.start_offset(),
             StartingPosition::Latest => end,
-            StartingPosition::AtSequenceNumber(s) => check_sequence(&s)?,
-            StartingPosition::AfterSequenceNumber(s) => (check_sequence(&s)? + 1).min(end),
+            // A position is one past its record's offset: AT reads that record, AFTER the next.
+            StartingPosition::AtSequenceNumber(s) => check_sequence(&s)?.saturating_sub(1),
+            StartingPosition::AfterSequenceNumber(s) => check_sequence(&s)?,
             StartingPosition::AtTimestamp(ts) => {
                 if ts > now {
                     return Err(Error::invalid(format!(

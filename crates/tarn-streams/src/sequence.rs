@@ -1,9 +1,11 @@
 //! Sequence numbers: decimal strings that encode where a record lives.
 //!
-//! As a 128-bit integer: `version (4 bits) = 2 | stream tag (32) | shard index (28) | offset (64)`.
-//! Unique per stream (the shard index and offset are), increasing within a shard (the offset is
-//! the low part), and decodable, so a number from another stream or shard is recognised. Printed
-//! in decimal they are 38 or 39 digits long, within Kinesis's `0|[1-9]\d{0,128}`.
+//! As a 128-bit integer: `version (4 bits) = 2 | stream tag (32) | shard index (28) | position (64)`.
+//! Position 0 is the shard's start, before its first record (the shard's StartingSequenceNumber);
+//! the record at log offset `o` has position `o + 1`. Numbers are unique per stream (shard index
+//! and position are), increase within a shard (the position is the low part), and decode, so a
+//! number from another stream or shard is recognised. Printed in decimal they are 38 or 39
+//! digits long, within Kinesis's `0|[1-9]\d{0,128}`.
 
 use std::fmt;
 
@@ -13,7 +15,8 @@ const VERSION: u128 = 2;
 pub struct SequenceNumber {
     pub stream_tag: u32,
     pub shard_index: u32,
-    pub offset: u64,
+    /// 0 before the first record; `offset + 1` for the record at log offset `offset`.
+    pub position: u64,
 }
 
 /// Why a sequence number string was rejected.
@@ -29,16 +32,21 @@ pub enum SequenceError {
 pub const MAX_SHARD_INDEX: u32 = (1 << 28) - 1;
 
 impl SequenceNumber {
-    pub fn new(stream_tag: u32, shard_index: u32, offset: u64) -> SequenceNumber {
+    pub fn new(stream_tag: u32, shard_index: u32, position: u64) -> SequenceNumber {
         debug_assert!(shard_index <= MAX_SHARD_INDEX);
-        SequenceNumber { stream_tag, shard_index, offset }
+        SequenceNumber { stream_tag, shard_index, position }
+    }
+
+    /// The number of the record at log `offset`.
+    pub fn of_record(stream_tag: u32, shard_index: u32, offset: u64) -> SequenceNumber {
+        SequenceNumber::new(stream_tag, shard_index, offset + 1)
     }
 
     pub fn to_u128(self) -> u128 {
         (VERSION << 124)
             | (u128::from(self.stream_tag) << 92)
             | (u128::from(self.shard_index & MAX_SHARD_INDEX) << 64)
-            | u128::from(self.offset)
+            | u128::from(self.position)
     }
 
     pub fn parse(s: &str) -> Result<SequenceNumber, SequenceError> {
@@ -56,7 +64,7 @@ impl SequenceNumber {
         Ok(SequenceNumber {
             stream_tag: (value >> 92) as u32,
             shard_index: ((value >> 64) as u32) & MAX_SHARD_INDEX,
-            offset: value as u64,
+            position: value as u64,
         })
     }
 }

@@ -323,3 +323,22 @@ fn deleted_streams_are_gone_after_restart_and_names_can_be_reused() {
     let s = f.open();
     assert_eq!(s.list().len(), 1);
 }
+
+#[test]
+fn the_shard_start_sequence_precedes_its_first_record() {
+    let f = Fixture::new();
+    let s = f.open();
+    create(&s, "e", 1);
+    let start = s.snapshot("e").unwrap().meta.start_sequence(0);
+    let first = put(&s, "e", "a", "first");
+    assert!(start.to_u128() < first.to_u128());
+    let shard = "shardId-000000000000";
+    assert_eq!(read_all(&s, "e", shard, StartingPosition::AfterSequenceNumber(start.to_string())), ["first"]);
+    assert_eq!(read_all(&s, "e", shard, StartingPosition::AtSequenceNumber(start.to_string())), ["first"]);
+    // A page's continuation number resumes exactly after what the page returned.
+    let it = s.get_shard_iterator("e", shard, StartingPosition::TrimHorizon).unwrap();
+    let page = s.get_records(&it, 10).unwrap();
+    put(&s, "e", "a", "second");
+    let resume = StartingPosition::AfterSequenceNumber(page.continuation().to_string());
+    assert_eq!(read_all(&s, "e", shard, resume), ["second"]);
+}

@@ -113,8 +113,8 @@ pub(crate) fn hash_range(s: &ShardMeta) -> Doc<'static> {
 
 /// A shard as DescribeStream and ListShards show it.
 pub(crate) fn shard_doc(stream: &StreamMeta, s: &ShardMeta) -> Doc<'static> {
-    let start = stream.sequence(s.index, 0).to_string();
-    let end = s.closed.map(|c| stream.sequence(s.index, c.end_offset.saturating_sub(1)).to_string());
+    let start = stream.start_sequence(s.index).to_string();
+    let end = stream.end_sequence(s).map(|e| e.to_string());
     Obj::new()
         .put("ShardId", shard_id(s.index))
         .opt("ParentShardId", s.parent.map(shard_id))
