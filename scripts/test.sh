@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs Tarn's whole test suite on a fresh machine: installs what it needs (a Python venv with
-# boto3, the AWS CLI and pytest), builds, runs the Rust tests, then the client suites against
-# the real binary. Usage: scripts/test.sh
+# boto3, the AWS CLI and pytest; the JavaScript SDK from npm), builds, runs the Rust tests, then
+# the client suites against the real binary. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,12 +15,17 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 
+# The JavaScript SDK v3, the client that speaks HTTP/2 (skipped where node is missing).
+if command -v npm >/dev/null 2>&1; then
+    (cd tests/node && npm ci --no-audit --no-fund --silent)
+fi
+
 echo "== cargo test"
 cargo test --workspace --locked
 
 echo "== fuzz targets build"
 cargo build --locked -p tarn-fuzz --bins
 
-echo "== client suites (boto3, AWS CLI, raw wire, crash)"
+echo "== client suites (boto3, AWS CLI, JavaScript SDK over HTTP/2, raw wire, SubscribeToShard, crash)"
 cargo build --locked --bin tarn
 TEST_TARN_BINARY="$PWD/target/debug/tarn" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider

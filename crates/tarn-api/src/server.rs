@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -18,6 +18,7 @@ use tarn_streams::Streams;
 
 use crate::error::ApiError;
 use crate::kinesis;
+use crate::kinesis::subscribe_to_shard::{self, Subscription, Subscriptions};
 use crate::metrics::Metrics;
 use crate::protocol::{Codec, Doc, Obj};
 use crate::sigv4;
@@ -28,11 +29,17 @@ pub struct ApiConfig {
     pub credentials: Option<HashMap<String, String>>,
     /// Largest request body accepted, in bytes.
     pub max_request_bytes: usize,
+    /// How long a SubscribeToShard call streams before the client must resubscribe.
+    pub subscription_lifetime: Duration,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { credentials: None, max_request_bytes: 8 * 1024 * 1024 }
+        ApiConfig {
+            credentials: None,
+            max_request_bytes: 8 * 1024 * 1024,
+            subscription_lifetime: Duration::from_secs(300),
+        }
     }
 }
 
@@ -40,12 +47,19 @@ pub struct AppState {
     pub streams: Arc<Streams>,
     pub config: ApiConfig,
     pub metrics: Metrics,
+    pub subscriptions: Subscriptions,
 }
 
 impl AppState {
     pub fn new(streams: Arc<Streams>, config: ApiConfig) -> Arc<AppState> {
-        Arc::new(AppState { streams, config, metrics: Metrics::default() })
+        Arc::new(AppState { streams, config, metrics: Metrics::default(), subscriptions: Subscriptions::default() })
     }
+}
+
+/// What a request produced: a whole body, or a subscription to stream.
+enum Outcome {
+    Body(Vec<u8>),
+    Subscribe(Subscription),
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -97,11 +111,13 @@ async fn aws_request(
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
-    if !flat.iter().any(|(k, _)| k == "host") {
-        // HTTP/2 carries the host as :authority, which SigV4 signs as `host`.
-        if let Some(authority) = uri.authority() {
+    // HTTP/2 carries the host as the :authority pseudo-header, which hyper keeps in the URI.
+    // Clients sign it as `host`, or (the JavaScript SDK) as `:authority` itself.
+    if let Some(authority) = uri.authority() {
+        if !flat.iter().any(|(k, _)| k == "host") {
             flat.push(("host".into(), authority.to_string()));
         }
+        flat.push((":authority".into(), authority.to_string()));
     }
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let call = Call { method, uri, headers: flat, target, codec, body };
@@ -120,7 +136,20 @@ async fn aws_request(
         started.elapsed().as_secs_f64(),
     );
     match result {
-        Ok(body) => respond(StatusCode::OK, codec, body, None),
+        Ok(Outcome::Body(body)) => respond(StatusCode::OK, codec, body, None),
+        Ok(Outcome::Subscribe(sub)) => {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+            let lifetime = state.config.subscription_lifetime;
+            tokio::spawn(subscribe_to_shard::run(state.clone(), sub, codec, lifetime, tx));
+            let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|frame| (Ok::<_, std::convert::Infallible>(frame), rx))
+            });
+            let mut response = Response::new(Body::from_stream(frames));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.amazon.eventstream"));
+            response
+        }
         Err(e) => {
             if e.status >= 500 {
                 tracing::error!(operation, code = e.code, message = %e.message, "request failed");
@@ -156,7 +185,7 @@ fn error_response(codec: Codec, e: &ApiError) -> Response {
     respond(status, codec, error_body(codec, e), Some(e.code))
 }
 
-fn process(state: &AppState, call: Call) -> (String, Result<Vec<u8>, ApiError>, Codec) {
+fn process(state: &AppState, call: Call) -> (String, Result<Outcome, ApiError>, Codec) {
     let codec = call.codec;
     let Some(target) = call.target.as_deref() else {
         return ("unknown".into(), Err(ApiError::unknown_operation("Missing X-Amz-Target header")), codec);
@@ -187,8 +216,11 @@ fn process(state: &AppState, call: Call) -> (String, Result<Vec<u8>, ApiError>, 
         }
         let doc = codec.decode(&call.body)?;
         let ctx = kinesis::Ctx { streams: &state.streams, metrics: &state.metrics };
+        if op == kinesis::SUBSCRIBE_TO_SHARD {
+            return Ok(Outcome::Subscribe(subscribe_to_shard::start(&ctx, &state.subscriptions, &doc)?));
+        }
         let output = kinesis::dispatch(&ctx, op, &doc)?;
-        Ok(codec.encode(&output))
+        Ok(Outcome::Body(codec.encode(&output)))
     })();
     (operation, result, codec)
 }

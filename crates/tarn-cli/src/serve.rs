@@ -83,6 +83,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let api = ApiConfig {
         credentials: credentials.map(|k| k.into_iter().collect()),
         max_request_bytes: config.kinesis.max_request_bytes,
+        subscription_lifetime: Duration::from_secs(config.kinesis.subscription_seconds),
     };
     let state = AppState::new(streams.clone(), api);
     let listener = tokio::net::TcpListener::bind(&config.listen)

@@ -74,6 +74,7 @@ pub struct KinesisConfig {
     pub shard_throughput_limits: bool,
     pub max_request_bytes: usize,
     pub retention_check_seconds: u64,
+    pub subscription_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +121,7 @@ impl Default for KinesisConfig {
             shard_throughput_limits: false,
             max_request_bytes: 8 * 1024 * 1024,
             retention_check_seconds: 60,
+            subscription_seconds: 300,
         }
     }
 }
@@ -206,6 +208,7 @@ impl Config {
         at_least("kinesis.iterator_ttl_seconds", k.iterator_ttl_seconds, 1)?;
         at_least("kinesis.max_request_bytes", k.max_request_bytes as u64, 1024)?;
         at_least("kinesis.retention_check_seconds", k.retention_check_seconds, 1)?;
+        at_least("kinesis.subscription_seconds", k.subscription_seconds, 1)?;
         at_least("storage.segment_max_bytes", self.storage.segment_max_bytes, 4096)?;
         at_least("storage.segment_max_age_seconds", self.storage.segment_max_age_seconds, 1)?;
         for c in &self.auth.credentials {

@@ -82,6 +82,11 @@ impl Streams {
     }
 
     pub fn get_shard_iterator(&self, stream_name: &str, shard: &str, start: StartingPosition) -> Result<String> {
+        Ok(self.start_position(stream_name, shard, start)?.encode(&self.signer))
+    }
+
+    /// Where a reader starting at `start` stands; SubscribeToShard reads from it directly.
+    pub fn start_position(&self, stream_name: &str, shard: &str, start: StartingPosition) -> Result<IteratorPosition> {
         let stream = self.stream(stream_name)?;
         let now = self.now();
         let st = stream.read();
@@ -137,14 +142,13 @@ impl Streams {
                 log.offset_at_time(ts)?.min(end)
             }
         };
-        let position = IteratorPosition {
+        Ok(IteratorPosition {
             stream_name: stream_name.to_owned(),
             stream_tag: st.meta.tag,
             shard_index: index,
             offset,
             issued_ms: now,
-        };
-        Ok(position.encode(&self.signer))
+        })
     }
 
     /// Decodes and checks an iterator: genuine, unexpired, and for a stream that still exists.

@@ -31,6 +31,7 @@ mod put_records;
 mod register_stream_consumer;
 mod remove_tags_from_stream;
 mod split_shard;
+pub mod subscribe_to_shard;
 mod update_shard_count;
 mod update_stream_mode;
 
@@ -71,8 +72,11 @@ const ACTIONS: &[(&str, Handler)] = &[
     ("UpdateStreamMode", update_stream_mode::handle),
 ];
 
+/// SubscribeToShard streams its answer, so it is dispatched by the server, not through ACTIONS.
+pub const SUBSCRIBE_TO_SHARD: &str = "SubscribeToShard";
+
 pub fn is_operation(op: &str) -> bool {
-    ACTIONS.iter().any(|(name, _)| *name == op)
+    op == SUBSCRIBE_TO_SHARD || ACTIONS.iter().any(|(name, _)| *name == op)
 }
 
 pub fn dispatch(ctx: &Ctx<'_>, op: &str, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {

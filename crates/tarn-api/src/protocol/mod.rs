@@ -2,6 +2,7 @@
 
 pub mod cbor;
 pub mod doc;
+pub mod event_stream;
 pub mod input;
 pub mod json;
 
