@@ -28,4 +28,5 @@ cargo build --locked -p tarn-fuzz --bins
 
 echo "== client suites (boto3, AWS CLI, JavaScript SDK over HTTP/2, raw wire, SubscribeToShard, crash)"
 cargo build --locked --bin tarn
-TEST_TARN_BINARY="$PWD/target/debug/tarn" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+TEST_TARN_BINARY="$target_dir/debug/tarn" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider

@@ -342,3 +342,25 @@ fn the_shard_start_sequence_precedes_its_first_record() {
     let resume = StartingPosition::AfterSequenceNumber(page.continuation().to_string());
     assert_eq!(read_all(&s, "e", shard, resume), ["second"]);
 }
+
+#[test]
+fn statuses_follow_the_stream_lifecycle() {
+    use crate::model::StreamStatus;
+    let f = Fixture::new();
+    let s = f.open_with(StreamsConfig { transition_ms: 1000, ..StreamsConfig::default() });
+    create(&s, "e", 2);
+    assert_eq!(s.snapshot("e").unwrap().status, StreamStatus::Creating);
+    let err = s.put_record("e", PutEntry { partition_key: "k", explicit_hash_key: None, data: b"x" }).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ResourceNotFound);
+    assert_eq!(s.split_shard("e", "shardId-000000000000", 1 << 100).unwrap_err().kind, ErrorKind::ResourceInUse);
+    f.advance(1000);
+    assert_eq!(s.snapshot("e").unwrap().status, StreamStatus::Active);
+    s.split_shard("e", "shardId-000000000000", 1 << 100).unwrap();
+    assert_eq!(s.snapshot("e").unwrap().status, StreamStatus::Updating);
+    // Reads and writes go on while UPDATING; another reshard waits.
+    put(&s, "e", "k", "during");
+    let err = s.merge_shards("e", "shardId-000000000002", "shardId-000000000003").unwrap_err();
+    assert!(err.message.contains("not ACTIVE, instead in state UPDATING"), "{}", err.message);
+    f.advance(1000);
+    s.merge_shards("e", "shardId-000000000002", "shardId-000000000003").unwrap();
+}
