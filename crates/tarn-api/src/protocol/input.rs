@@ -138,14 +138,10 @@ impl<'d, 'a> Input<'d, 'a> {
                 } else if len > max {
                     v.add(Some(quote(s)), &path, format!("Member must have length less than or equal to {max}"));
                 }
-                if let Some(p) = pattern {
-                    if !(p.matches)(s) {
-                        v.add(
-                            Some(quote(s)),
-                            &path,
-                            format!("Member must satisfy regular expression pattern: {}", p.text),
-                        );
-                    }
+                if let Some(p) = pattern
+                    && !(p.matches)(s)
+                {
+                    v.add(Some(quote(s)), &path, format!("Member must satisfy regular expression pattern: {}", p.text));
                 }
             }
         }
