@@ -20,6 +20,10 @@ if command -v npm >/dev/null 2>&1; then
     (cd tests/node && npm ci --no-audit --no-fund --silent)
 fi
 
+echo "== formatting and lints"
+cargo fmt --all --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
 echo "== cargo test"
 cargo test --workspace --locked
 
