@@ -19,10 +19,10 @@ fn vehicle(i: u64) -> String {
         i % 60,
         i % 1000,
         i % 140,
-        i % 2 == 0,
+        i.is_multiple_of(2),
         (i % 1000) as f64 / 10.0,
         100_000 + i,
-        if i % 7 == 0 { "low-fuel" } else { "none" },
+        if i.is_multiple_of(7) { "low-fuel" } else { "none" },
         48.0 + (i % 1000) as f64 / 1e4,
         11.0 + (i % 997) as f64 / 1e4,
         500 + i % 20
