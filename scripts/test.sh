@@ -30,7 +30,8 @@ cargo test --workspace --locked
 echo "== fuzz targets build"
 cargo build --locked -p tarn-fuzz --bins
 
-echo "== client suites (boto3, AWS CLI, JavaScript SDK over HTTP/2, raw wire, SubscribeToShard, crash)"
+echo "== client suites (boto3, AWS CLI, JavaScript SDK over HTTP/2, raw wire, SubscribeToShard, crash, pyiceberg)"
 cargo build --locked --bin tarn
+cargo build --locked -p tarn-lake --example write_vehicles
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
-TEST_TARN_BINARY="$target_dir/debug/tarn" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider
+TEST_LAKE_WRITER="$target_dir/debug/examples/write_vehicles" TEST_TARN_BINARY="$target_dir/debug/tarn" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider

@@ -1,0 +1,36 @@
+//! The delivery checkpoint: the last delivered position of every source shard, read from the
+//! newest snapshot that carries one.
+
+use std::collections::BTreeMap;
+
+use iceberg::Catalog;
+use iceberg::{NamespaceIdent, TableIdent};
+
+use crate::catalog::Lake;
+use crate::{Error, Result};
+
+/// Snapshot summary property holding the checkpoint (a JSON object: shard → position).
+pub const CHECKPOINT_PROPERTY: &str = "tarn.checkpoint";
+
+impl Lake {
+    /// The checkpoint committed with the table's data, or `None` for a table delivery never wrote.
+    /// Snapshots without one (written by other engines) are passed over, back along the lineage.
+    pub async fn checkpoint(&self, namespace: &str, name: &str) -> Result<Option<BTreeMap<String, String>>> {
+        let ident = TableIdent::new(NamespaceIdent::new(namespace.to_owned()), name.to_owned());
+        let table = self.catalog.load_table(&ident).await?;
+        let metadata = table.metadata();
+        let mut at = metadata.current_snapshot();
+        while let Some(snapshot) = at {
+            if let Some(text) = snapshot.summary().additional_properties.get(CHECKPOINT_PROPERTY) {
+                let parsed = serde_json::from_str(text)
+                    .map_err(|e| Error::Checkpoint { table: format!("{namespace}.{name}"), message: e.to_string() })?;
+                return Ok(Some(parsed));
+            }
+            at = snapshot.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id));
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,37 @@
+//! Tarn's lake tables: Apache Iceberg tables in a SQL catalog (SQLite under the data directory by
+//! default, the `iceberg_tables` layout pyiceberg and Java's JDBC catalog also read), Parquet data
+//! files, and the delivery checkpoint committed in the same snapshot as the data it covers.
+//!
+//! Exactly once: each delivery flush is one Iceberg commit whose snapshot summary carries
+//! `tarn.checkpoint`, a JSON object of the last delivered position of every source shard. The
+//! data files and the checkpoint become visible together or not at all (the catalog's
+//! compare-and-swap on the metadata location), so after a crash delivery resumes from
+//! [`Lake::checkpoint`] without loss or duplicates.
+//!
+//! Layout: `catalog` (open, namespaces, tables) · `schema` (converter schema → Iceberg) ·
+//! `append` (batches → Parquet → fast-append commit) · `checkpoint`.
+
+mod append;
+mod catalog;
+mod checkpoint;
+mod schema;
+
+pub use append::Compression;
+pub use catalog::Lake;
+pub use checkpoint::CHECKPOINT_PROPERTY;
+pub use schema::to_iceberg_schema;
+
+/// Errors of the lake, with the table they concern.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("iceberg: {0}")]
+    Iceberg(#[from] iceberg::Error),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("checkpoint of table {table} is not valid JSON: {message}")]
+    Checkpoint { table: String, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
