@@ -31,7 +31,10 @@ echo "== fuzz targets build"
 cargo build --locked -p tarn-fuzz --bins
 
 echo "== client suites (boto3, AWS CLI, JavaScript SDK over HTTP/2, raw wire, SubscribeToShard, crash, pyiceberg)"
-cargo build --locked --bin tarn
-cargo build --locked -p tarn-lake --example write_vehicles
+# `cargo test --workspace` above built the tarn binary (for its integration tests) and the
+# examples, with the same features; building them again separately would recompile half the tree.
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+for built in "$target_dir/debug/tarn" "$target_dir/debug/examples/write_vehicles"; do
+    [ -x "$built" ] || { echo "missing $built: cargo test should have built it" >&2; exit 1; }
+done
 TEST_LAKE_WRITER="$target_dir/debug/examples/write_vehicles" TEST_TARN_BINARY="$target_dir/debug/tarn" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider
