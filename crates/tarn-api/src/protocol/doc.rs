@@ -68,6 +68,11 @@ impl Utf8Bytes {
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("checked at construction")
     }
+
+    /// The UTF-8 bytes, without checking them again.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// Builds response maps: `Obj::new().put("StreamName", name).opt("KeyId", key).done()`.

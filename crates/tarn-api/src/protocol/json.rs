@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use std::io::Write;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -92,7 +94,9 @@ pub fn encode(doc: &Doc<'_>, out: &mut Vec<u8>) {
     match doc {
         Doc::Null => out.extend_from_slice(b"null"),
         Doc::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Doc::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Doc::Int(n) => {
+            let _ = write!(out, "{n}");
+        }
         Doc::Float(f) => {
             if f.is_finite() {
                 out.extend_from_slice(f.to_string().as_bytes())
@@ -102,10 +106,10 @@ pub fn encode(doc: &Doc<'_>, out: &mut Vec<u8>) {
         }
         Doc::Timestamp(ms) => {
             let (secs, frac) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-            out.extend_from_slice(format!("{secs}.{frac:03}").as_bytes());
+            let _ = write!(out, "{secs}.{frac:03}");
         }
-        Doc::Str(s) => write_string(s, out),
-        Doc::Text(t) => write_string(t.as_str(), out),
+        Doc::Str(s) => write_string(s.as_bytes(), out),
+        Doc::Text(t) => write_string(t.as_bytes(), out),
         Doc::Blob(b) => {
             out.push(b'"');
             let start = out.len();
@@ -130,7 +134,7 @@ pub fn encode(doc: &Doc<'_>, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_string(k, out);
+                write_string(k.as_bytes(), out);
                 out.push(b':');
                 encode(v, out);
             }
@@ -139,10 +143,12 @@ pub fn encode(doc: &Doc<'_>, out: &mut Vec<u8>) {
     }
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// Writes UTF-8 text as a JSON string.
+fn write_string(bytes: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
-    let bytes = s.as_bytes();
-    if !bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+    // No early exit, so the check vectorizes; most strings need no escaping at all.
+    let needs_escape = bytes.iter().fold(false, |acc, &b| acc | (b == b'"') | (b == b'\\') | (b < 0x20));
+    if !needs_escape {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;
