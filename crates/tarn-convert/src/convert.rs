@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::keys::ConvertOptions;
 use crate::schema::{Column, ColumnType, TableSchema, UTC};
+use crate::split::kind;
 use crate::time::{epoch_to_micros, parse_iso8601};
 
 /// A converted batch and what had to be rescued.
@@ -33,19 +34,7 @@ struct Rescue {
 impl Rescue {
     fn keep(&mut self, row: usize, path: &str, value: &Value, expected: &ColumnType) {
         self.per_row[row].get_or_insert_with(Map::new).insert(path.to_owned(), value.clone());
-        self.conflicts
-            .push((row, format!("field {path}: {} does not fit a {} column", json_kind(value), expected.name())));
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        self.conflicts.push((row, format!("field {path}: {} does not fit a {} column", kind(value), expected.name())));
     }
 }
 

@@ -41,7 +41,8 @@ pub fn split_payload(payload: &[u8]) -> (Vec<Map<String, Value>>, Vec<SplitError
     (objects, errors)
 }
 
-fn kind(v: &Value) -> &'static str {
+/// How messages name a JSON value's kind.
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

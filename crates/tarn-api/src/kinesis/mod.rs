@@ -1,11 +1,12 @@
 //! The Kinesis Data Streams API (`X-Amz-Target: Kinesis_20131202.<Action>`), one file per action.
 //! Each action reads and validates its input, calls `tarn-streams`, and builds its output.
 
-use tarn_streams::Streams;
 use tarn_streams::model::{ShardMeta, StreamMeta, StreamMode, shard_id};
+use tarn_streams::{RecordsPage, Streams};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::protocol::doc::{Utf8Bytes, timestamp};
 use crate::protocol::input::{Input, NAME, STREAM_ARN, Violations};
 use crate::protocol::{Doc, Obj};
 
@@ -133,6 +134,29 @@ pub(crate) fn child_shard_doc(s: &ShardMeta) -> Doc<'static> {
     let parents: Vec<Doc<'static>> =
         s.parent.iter().chain(s.adjacent_parent.iter()).map(|&p| shard_id(p).into()).collect();
     Obj::new().put("ShardId", shard_id(s.index)).put("ParentShards", parents).put("HashKeyRange", hash_range(s)).done()
+}
+
+/// The records of a page as GetRecords and SubscribeToShard return them, counted into the
+/// stream's outgoing metrics.
+pub(crate) fn records_doc(page: &RecordsPage, metrics: &Metrics) -> Doc<'static> {
+    let mut bytes = 0u64;
+    let records: Vec<Doc<'static>> = page
+        .records
+        .iter()
+        .map(|r| {
+            bytes += (r.data.len() + r.partition_key.len()) as u64;
+            Obj::new()
+                .put("SequenceNumber", page.sequence(r.offset).to_string())
+                .put("ApproximateArrivalTimestamp", timestamp(r.arrival_ms))
+                .put("Data", Doc::Blob(r.data.clone()))
+                .put("PartitionKey", Doc::Text(Utf8Bytes::new(r.partition_key.clone())))
+                .done()
+        })
+        .collect();
+    let labels = [("stream", page.stream_name.as_str())];
+    metrics.add("tarn_stream_records_out_total", &labels, records.len() as u64);
+    metrics.add("tarn_stream_bytes_out_total", &labels, bytes);
+    records.into()
 }
 
 pub(crate) fn mode_doc(mode: StreamMode) -> Doc<'static> {

@@ -17,9 +17,8 @@ use tarn_streams::StartingPosition;
 use tarn_streams::token::IteratorPosition;
 use tokio::sync::{mpsc, watch};
 
-use super::{Ctx, child_shard_doc};
+use super::{Ctx, child_shard_doc, records_doc};
 use crate::error::ApiError;
-use crate::protocol::doc::{Utf8Bytes, timestamp};
 use crate::protocol::input::{CONSUMER_ARN, Input, NAME, SEQUENCE, Violations};
 use crate::protocol::{Codec, Doc, Obj, event_stream};
 use crate::server::AppState;
@@ -172,21 +171,7 @@ pub async fn run(state: Arc<AppState>, sub: Subscription, codec: Codec, lifetime
             let at_end = page.next_iterator.is_none();
             let idle_due = last_event.is_none_or(|t| t.elapsed() >= IDLE_EVENT_EVERY);
             if !page.records.is_empty() || idle_due || at_end {
-                let mut bytes = 0u64;
-                let records: Vec<Doc<'static>> = page
-                    .records
-                    .iter()
-                    .map(|r| {
-                        bytes += (r.data.len() + r.partition_key.len()) as u64;
-                        Obj::new()
-                            .put("SequenceNumber", page.sequence(r.offset).to_string())
-                            .put("ApproximateArrivalTimestamp", timestamp(r.arrival_ms))
-                            .put("Data", Doc::Blob(r.data.clone()))
-                            .put("PartitionKey", Doc::Text(Utf8Bytes::new(r.partition_key.clone())))
-                            .done()
-                    })
-                    .collect();
-                let count = records.len() as u64;
+                let records = records_doc(&page, &state.metrics);
                 let children: Vec<Doc<'static>> = page.child_shards.iter().map(child_shard_doc).collect();
                 let body = Obj::new()
                     .put("Records", records)
@@ -197,9 +182,6 @@ pub async fn run(state: Arc<AppState>, sub: Subscription, codec: Codec, lifetime
                 if !send(event(codec, "SubscribeToShardEvent", &body)).await {
                     break; // the client went away
                 }
-                let labels = [("stream", page.stream_name.as_str())];
-                state.metrics.add("tarn_stream_records_out_total", &labels, count);
-                state.metrics.add("tarn_stream_bytes_out_total", &labels, bytes);
                 last_event = Some(Instant::now());
             }
             if at_end {
