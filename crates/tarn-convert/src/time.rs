@@ -1,15 +1,5 @@
 //! Timestamp recognition: ISO-8601 date-times and epoch numbers, to microseconds UTC.
 
-/// Days from 1970-01-01 to a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 fn digits(b: &[u8], at: usize, n: usize) -> Option<i64> {
     let s = b.get(at..at + n)?;
     s.iter().all(u8::is_ascii_digit).then(|| s.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
@@ -76,7 +66,7 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
+    let secs = tarn_time::days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
     Some(secs * 1_000_000 + micros)
 }
 
