@@ -131,3 +131,14 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down: finishing requests in flight");
 }
+
+#[cfg(test)]
+mod tests {
+    /// The defaults live twice (the shipped config, and the library's for embedders and tests);
+    /// mapped through `streams_config` they must agree, so neither drifts unnoticed.
+    #[test]
+    fn config_defaults_match_the_streams_library_defaults() {
+        let from_config = super::streams_config(&tarn_config::Config::default());
+        assert_eq!(format!("{from_config:?}"), format!("{:?}", tarn_streams::StreamsConfig::default()));
+    }
+}

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
-use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
+use arrow_array::builder::{BooleanBuilder, PrimitiveBuilder, StringBuilder};
+use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{ArrayRef, ArrowPrimitiveType, ListArray, PrimitiveArray, RecordBatch, StructArray};
 use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_schema::{ArrowError, Field};
 use serde_json::{Map, Value};
@@ -38,6 +39,30 @@ impl Rescue {
     }
 }
 
+/// A primitive column: each present value is `parse`d, or rescued when it does not fit.
+fn primitive<T: ArrowPrimitiveType>(
+    ty: &ColumnType,
+    cells: &[Cell<'_>],
+    path: &str,
+    rescue: &mut Rescue,
+    parse: impl Fn(&Value) -> Option<T::Native>,
+) -> PrimitiveArray<T> {
+    let mut b = PrimitiveBuilder::<T>::with_capacity(cells.len());
+    for &(row, v) in cells {
+        match v {
+            None | Some(Value::Null) => b.append_null(),
+            Some(value) => match parse(value) {
+                Some(x) => b.append_value(x),
+                None => {
+                    rescue.keep(row, path, value, ty);
+                    b.append_null()
+                }
+            },
+        }
+    }
+    b.finish()
+}
+
 fn build(ty: &ColumnType, cells: &[Cell<'_>], path: &str, rescue: &mut Rescue) -> Result<ArrayRef, ArrowError> {
     Ok(match ty {
         ColumnType::Boolean => {
@@ -55,52 +80,18 @@ fn build(ty: &ColumnType, cells: &[Cell<'_>], path: &str, rescue: &mut Rescue) -
             }
             Arc::new(b.finish())
         }
-        ColumnType::Long => {
-            let mut b = Int64Builder::with_capacity(cells.len());
-            for &(row, v) in cells {
-                let parsed = match v {
-                    None | Some(Value::Null) => {
-                        b.append_null();
-                        continue;
-                    }
-                    Some(Value::Number(n)) => n
-                        .as_i64()
-                        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64)),
-                    Some(Value::String(s)) => s.parse::<i64>().ok(),
-                    Some(_) => None,
-                };
-                match parsed {
-                    Some(x) => b.append_value(x),
-                    None => {
-                        rescue.keep(row, path, v.expect("present"), ty);
-                        b.append_null()
-                    }
-                }
+        ColumnType::Long => Arc::new(primitive::<Int64Type>(ty, cells, path, rescue, |v| match v {
+            Value::Number(n) => {
+                n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))
             }
-            Arc::new(b.finish())
-        }
-        ColumnType::Double => {
-            let mut b = Float64Builder::with_capacity(cells.len());
-            for &(row, v) in cells {
-                let parsed = match v {
-                    None | Some(Value::Null) => {
-                        b.append_null();
-                        continue;
-                    }
-                    Some(Value::Number(n)) => n.as_f64(),
-                    Some(Value::String(s)) => s.parse::<f64>().ok(),
-                    Some(_) => None,
-                };
-                match parsed {
-                    Some(x) => b.append_value(x),
-                    None => {
-                        rescue.keep(row, path, v.expect("present"), ty);
-                        b.append_null()
-                    }
-                }
-            }
-            Arc::new(b.finish())
-        }
+            Value::String(s) => s.parse::<i64>().ok(),
+            _ => None,
+        })),
+        ColumnType::Double => Arc::new(primitive::<Float64Type>(ty, cells, path, rescue, |v| match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.parse::<f64>().ok(),
+            _ => None,
+        })),
         ColumnType::String => {
             let mut b = StringBuilder::with_capacity(cells.len(), cells.len() * 16);
             for &(_, v) in cells {
@@ -112,28 +103,14 @@ fn build(ty: &ColumnType, cells: &[Cell<'_>], path: &str, rescue: &mut Rescue) -
             }
             Arc::new(b.finish())
         }
-        ColumnType::Timestamp => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(cells.len());
-            for &(row, v) in cells {
-                let parsed = match v {
-                    None | Some(Value::Null) => {
-                        b.append_null();
-                        continue;
-                    }
-                    Some(Value::String(s)) => parse_iso8601(s),
-                    Some(Value::Number(n)) => n.as_f64().and_then(epoch_to_micros),
-                    Some(_) => None,
-                };
-                match parsed {
-                    Some(x) => b.append_value(x),
-                    None => {
-                        rescue.keep(row, path, v.expect("present"), ty);
-                        b.append_null()
-                    }
-                }
-            }
-            Arc::new(b.finish().with_timezone(UTC))
-        }
+        ColumnType::Timestamp => Arc::new(
+            primitive::<TimestampMicrosecondType>(ty, cells, path, rescue, |v| match v {
+                Value::String(s) => parse_iso8601(s),
+                Value::Number(n) => n.as_f64().and_then(epoch_to_micros),
+                _ => None,
+            })
+            .with_timezone(UTC),
+        ),
         ColumnType::Struct(children) => {
             let mut valid = Vec::with_capacity(cells.len());
             let mut objects: Vec<Option<&Map<String, Value>>> = Vec::with_capacity(cells.len());
