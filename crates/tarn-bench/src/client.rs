@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tarn_api::protocol::{Obj, cbor};
 use tarn_api::sigv4;
 
 pub struct Signer {
@@ -25,9 +26,14 @@ impl Signer {
         Signer { host: host.to_owned(), access_key: access_key.to_owned(), secret: secret.to_owned(), http }
     }
 
-    /// Sends one signed Kinesis call and returns the response body; non-200 answers are errors.
+    /// Sends one signed Kinesis call in JSON and returns the response body; non-200 answers are errors.
     pub async fn call(&self, op: &str, body: impl Into<Bytes>) -> anyhow::Result<Bytes> {
-        let body: Bytes = body.into();
+        self.call_as(Wire::Json, op, body.into()).await
+    }
+
+    /// Sends one signed Kinesis call with the body in `wire`'s format.
+    pub async fn call_as(&self, wire: Wire, op: &str, body: Bytes) -> anyhow::Result<Bytes> {
+        let content_type = wire.content_type();
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
         let amz_date = sigv4::format_amz_date(now);
         let date = &amz_date[..8];
@@ -35,14 +41,14 @@ impl Signer {
         let payload_hash = sigv4::hex_sha256(&body);
         let signed = "content-type;host;x-amz-date;x-amz-target";
         let canonical = format!(
-            "POST\n/\n\ncontent-type:application/x-amz-json-1.1\nhost:{}\nx-amz-date:{amz_date}\nx-amz-target:{target}\n\n{signed}\n{payload_hash}",
+            "POST\n/\n\ncontent-type:{content_type}\nhost:{}\nx-amz-date:{amz_date}\nx-amz-target:{target}\n\n{signed}\n{payload_hash}",
             self.host
         );
         let scope = format!("{date}/us-east-1/kinesis/aws4_request");
         let key = sigv4::signing_key(&self.secret, date, "us-east-1", "kinesis");
         let signature = sigv4::sign(&key, &sigv4::string_to_sign(&amz_date, &scope, &canonical));
         let request = hyper::Request::post(format!("http://{}/", self.host))
-            .header("content-type", "application/x-amz-json-1.1")
+            .header("content-type", content_type)
             .header("host", &self.host)
             .header("x-amz-date", &amz_date)
             .header("x-amz-target", &target)
@@ -78,6 +84,44 @@ pub fn put_records_body(stream: &str, connection: usize, n: usize, size: usize) 
     Bytes::from(out)
 }
 
+/// The two body formats of the Kinesis API: JSON (boto3, the CLI, the JavaScript SDK) and CBOR
+/// (the Java SDKs and the KCL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Wire {
+    Json,
+    Cbor,
+}
+
+impl Wire {
+    fn content_type(self) -> &'static str {
+        match self {
+            Wire::Json => "application/x-amz-json-1.1",
+            Wire::Cbor => "application/x-amz-cbor-1.1",
+        }
+    }
+
+    /// A GetRecords request body.
+    pub fn get_records(self, iterator: &str, limit: u32) -> Bytes {
+        match self {
+            Wire::Json => Bytes::from(format!(r#"{{"ShardIterator":"{iterator}","Limit":{limit}}}"#)),
+            Wire::Cbor => {
+                let doc = Obj::new().put("ShardIterator", iterator.to_owned()).put("Limit", limit).done();
+                let mut out = Vec::new();
+                cbor::encode(&doc, &mut out);
+                Bytes::from(out)
+            }
+        }
+    }
+
+    /// Reads a GetRecords answer and copies out every record's data, as a consumer would.
+    pub fn decode_records(self, body: &[u8]) -> anyhow::Result<Page> {
+        match self {
+            Wire::Json => decode_json_records(body),
+            Wire::Cbor => decode_cbor_records(body),
+        }
+    }
+}
+
 pub struct Page {
     pub records: u64,
     pub bytes: u64,
@@ -100,15 +144,12 @@ struct RawRecord<'a> {
     data: &'a str,
 }
 
-/// Parses a GetRecords answer and decodes every record's data, as a consumer would.
-pub fn decode_records(body: &[u8]) -> anyhow::Result<Page> {
+fn decode_json_records(body: &[u8]) -> anyhow::Result<Page> {
     let raw: RawPage<'_> = serde_json::from_slice(body)?;
     let mut bytes = 0u64;
-    let mut buf = Vec::new();
     for r in &raw.records {
-        buf.clear();
-        STANDARD.decode_vec(r.data, &mut buf)?;
-        bytes += buf.len() as u64;
+        let data = base64_simd::STANDARD.decode_to_vec(r.data)?;
+        bytes += data.len() as u64;
     }
     Ok(Page {
         records: raw.records.len() as u64,
@@ -116,4 +157,90 @@ pub fn decode_records(body: &[u8]) -> anyhow::Result<Page> {
         next_iterator: raw.next_shard_iterator,
         millis_behind_latest: raw.millis_behind_latest,
     })
+}
+
+fn decode_cbor_records(body: &[u8]) -> anyhow::Result<Page> {
+    let mut r = CborReader { body, at: 0 };
+    let mut page = Page { records: 0, bytes: 0, next_iterator: None, millis_behind_latest: 0 };
+    for _ in 0..r.head(5)? {
+        match r.text()? {
+            "Records" => {
+                for _ in 0..r.head(4)? {
+                    for _ in 0..r.head(5)? {
+                        if r.text()? == "Data" {
+                            let data = r.bytes()?.to_vec();
+                            page.bytes += data.len() as u64;
+                        } else {
+                            r.skip()?;
+                        }
+                    }
+                    page.records += 1;
+                }
+            }
+            "NextShardIterator" => page.next_iterator = Some(r.text()?.to_owned()),
+            "MillisBehindLatest" => page.millis_behind_latest = r.head(0)? as i64,
+            _ => r.skip()?,
+        }
+    }
+    Ok(page)
+}
+
+/// Just enough of a CBOR reader for GetRecords answers: definite lengths, borrowed strings.
+struct CborReader<'a> {
+    body: &'a [u8],
+    at: usize,
+}
+
+impl<'a> CborReader<'a> {
+    fn take(&mut self, n: usize) -> anyhow::Result<&'a [u8]> {
+        let out = self.body.get(self.at..self.at + n).context("CBOR answer ends early")?;
+        self.at += n;
+        Ok(out)
+    }
+
+    /// A head of major type `major`, returning its argument.
+    fn head(&mut self, major: u8) -> anyhow::Result<u64> {
+        let (m, arg) = self.any_head()?;
+        if m != major {
+            bail!("expected CBOR major type {major}, found {m}");
+        }
+        Ok(arg)
+    }
+
+    fn any_head(&mut self) -> anyhow::Result<(u8, u64)> {
+        let first = self.take(1)?[0];
+        let arg = match first & 0x1f {
+            n @ 0..=23 => u64::from(n),
+            24 => u64::from(self.take(1)?[0]),
+            25 => u64::from(u16::from_be_bytes(self.take(2)?.try_into()?)),
+            26 => u64::from(u32::from_be_bytes(self.take(4)?.try_into()?)),
+            27 => u64::from_be_bytes(self.take(8)?.try_into()?),
+            _ => bail!("indefinite or reserved CBOR length"),
+        };
+        Ok((first >> 5, arg))
+    }
+
+    fn text(&mut self) -> anyhow::Result<&'a str> {
+        let n = self.head(3)? as usize;
+        Ok(std::str::from_utf8(self.take(n)?)?)
+    }
+
+    fn bytes(&mut self) -> anyhow::Result<&'a [u8]> {
+        let n = self.head(2)? as usize;
+        self.take(n)
+    }
+
+    fn skip(&mut self) -> anyhow::Result<()> {
+        let (major, arg) = self.any_head()?;
+        match major {
+            2 | 3 => {
+                self.take(arg as usize)?;
+            }
+            4 => (0..arg).try_for_each(|_| self.skip())?,
+            5 => (0..arg * 2).try_for_each(|_| self.skip())?,
+            6 => self.skip()?,
+            _ => {}
+        }
+        Ok(())
+    }
 }

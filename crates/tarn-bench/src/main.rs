@@ -3,7 +3,8 @@
 //!
 //! 1. PutRecords throughput: N connections, batches of 500 records of 200 bytes, durable acks;
 //! 2. PutRecords latency at half of that throughput (paced);
-//! 3. GetRecords throughput: every shard read from TRIM_HORIZON, data base64-decoded as a consumer would.
+//! 3. GetRecords throughput: every shard read from TRIM_HORIZON, in JSON (data base64-decoded,
+//!    as a consumer would) and in CBOR (the Java SDKs' format, data as byte strings).
 //!
 //! Usage: `cargo run --release -p tarn-bench -- --server target/release/tarn`
 
@@ -21,7 +22,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use tokio::io::AsyncBufReadExt;
 
-use client::Signer;
+use client::{Signer, Wire};
 use report::Latencies;
 
 #[derive(Parser, Clone)]
@@ -41,6 +42,9 @@ struct Args {
     /// Seconds of each write phase.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Body formats to read the stream back with, each in its own pass over all of it.
+    #[arg(long, value_delimiter = ',', default_value = "json,cbor,json")]
+    read: Vec<Wire>,
     /// Data directory (default: a temporary directory on the same disk as /tmp).
     #[arg(long)]
     data_dir: Option<String>,
@@ -81,7 +85,9 @@ async fn main() -> anyhow::Result<()> {
     let half_rate = full.records as f64 / full.elapsed.as_secs_f64() / 2.0;
     let half = write_phase(&signer, &args, Some(half_rate)).await?;
     half.print(&format!("PutRecords at half that load ({half_rate:.0} records/s offered)"));
-    read_phase(&signer, args.shards).await?;
+    for wire in &args.read {
+        read_phase(&signer, args.shards, *wire).await?;
+    }
     let _ = child.kill().await;
     Ok(())
 }
@@ -145,7 +151,7 @@ async fn write_phase(signer: &Arc<Signer>, args: &Args, rate: Option<f64>) -> an
     Ok(WritePhase { records, bytes: records * args.record_bytes as u64, elapsed, latencies })
 }
 
-async fn read_phase(signer: &Arc<Signer>, shards: u32) -> anyhow::Result<()> {
+async fn read_phase(signer: &Arc<Signer>, shards: u32, wire: Wire) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for shard in 0..shards {
@@ -162,9 +168,8 @@ async fn read_phase(signer: &Arc<Signer>, shards: u32) -> anyhow::Result<()> {
             let (mut records, mut bytes, mut lat) = (0u64, 0u64, Latencies::default());
             loop {
                 let t = Instant::now();
-                let out =
-                    signer.call("GetRecords", format!(r#"{{"ShardIterator":"{iterator}","Limit":10000}}"#)).await?;
-                let page = client::decode_records(&out)?;
+                let out = signer.call_as(wire, "GetRecords", wire.get_records(&iterator, 10_000)).await?;
+                let page = wire.decode_records(&out)?;
                 lat.push(t.elapsed());
                 records += page.records;
                 bytes += page.bytes;
@@ -183,7 +188,7 @@ async fn read_phase(signer: &Arc<Signer>, shards: u32) -> anyhow::Result<()> {
         lat.extend(l);
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("\nGetRecords, every shard from TRIM_HORIZON, Limit 10000, one reader per shard");
+    println!("\nGetRecords ({wire:?}), every shard from TRIM_HORIZON, Limit 10000, one reader per shard");
     println!("  records        {records:>12}");
     println!("  records/s      {:>12.0}", records as f64 / secs);
     println!("  MB/s (data)    {:>12.1}", bytes as f64 / secs / 1e6);

@@ -30,6 +30,7 @@ pub use put::{EntryError, EntryResult, PutEntry, java_buffer};
 pub use read::{RecordsPage, StartingPosition};
 pub use sequence::SequenceNumber;
 pub use service::{Clock, CreateStream, ON_DEMAND_SHARDS, StreamSnapshot, Streams, parse_stream_arn, system_clock};
+pub use tarn_log::Record;
 
 #[cfg(test)]
 mod tests;

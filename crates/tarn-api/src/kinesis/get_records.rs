@@ -11,8 +11,8 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
     input.string(&mut v, "StreamARN", false, 1, 2048, Some(STREAM_ARN))?;
     v.finish()?;
     let limit = limit.unwrap_or(10_000) as usize;
-    let page = ctx.streams.get_records(iterator.expect("required"), limit)?;
-    let records = records_doc(&page, ctx.metrics);
+    let mut page = ctx.streams.get_records(iterator.expect("required"), limit)?;
+    let records = records_doc(&mut page, ctx.metrics);
     let stream = page.stream_name.as_str();
     ctx.metrics.set("tarn_stream_iterator_age_milliseconds", &[("stream", stream)], page.millis_behind_latest as f64);
     let children: Vec<Doc<'static>> = page.child_shards.iter().map(child_shard_doc).collect();

@@ -2,12 +2,12 @@
 //! Each action reads and validates its input, calls `tarn-streams`, and builds its output.
 
 use tarn_streams::model::{ShardMeta, StreamMeta, StreamMode, shard_id};
-use tarn_streams::{RecordsPage, Streams};
+use tarn_streams::{RecordsPage, SequenceNumber, Streams};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::protocol::doc::{Utf8Bytes, timestamp};
 use crate::protocol::input::{Input, NAME, STREAM_ARN, Violations};
+use crate::protocol::records::RecordList;
 use crate::protocol::{Doc, Obj};
 
 mod add_tags_to_stream;
@@ -136,27 +136,16 @@ pub(crate) fn child_shard_doc(s: &ShardMeta) -> Doc<'static> {
     Obj::new().put("ShardId", shard_id(s.index)).put("ParentShards", parents).put("HashKeyRange", hash_range(s)).done()
 }
 
-/// The records of a page as GetRecords and SubscribeToShard return them, counted into the
-/// stream's outgoing metrics.
-pub(crate) fn records_doc(page: &RecordsPage, metrics: &Metrics) -> Doc<'static> {
-    let mut bytes = 0u64;
-    let records: Vec<Doc<'static>> = page
-        .records
-        .iter()
-        .map(|r| {
-            bytes += (r.data.len() + r.partition_key.len()) as u64;
-            Obj::new()
-                .put("SequenceNumber", page.sequence(r.offset).to_string())
-                .put("ApproximateArrivalTimestamp", timestamp(r.arrival_ms))
-                .put("Data", Doc::Blob(r.data.clone()))
-                .put("PartitionKey", Doc::Text(Utf8Bytes::new(r.partition_key.clone())))
-                .done()
-        })
-        .collect();
+/// The records of a page as GetRecords and SubscribeToShard return them (taken out of the page),
+/// counted into the stream's outgoing metrics.
+pub(crate) fn records_doc(page: &mut RecordsPage, metrics: &Metrics) -> Doc<'static> {
+    let records = std::mem::take(&mut page.records);
+    let bytes: usize = records.iter().map(|r| r.data.len() + r.partition_key.len()).sum();
     let labels = [("stream", page.stream_name.as_str())];
     metrics.add("tarn_stream_records_out_total", &labels, records.len() as u64);
-    metrics.add("tarn_stream_bytes_out_total", &labels, bytes);
-    records.into()
+    metrics.add("tarn_stream_bytes_out_total", &labels, bytes as u64);
+    let sequence_base = SequenceNumber::new(page.stream_tag, page.shard_index, 0).to_u128();
+    Doc::Records(Box::new(RecordList { sequence_base, records }))
 }
 
 pub(crate) fn mode_doc(mode: StreamMode) -> Doc<'static> {

@@ -157,7 +157,7 @@ pub async fn run(state: Arc<AppState>, sub: Subscription, codec: Codec, lifetime
             let streams = state.streams.clone();
             let at = position.clone();
             let page = tokio::task::spawn_blocking(move || streams.read_from(&at, 10_000, MAX_EVENT_BYTES)).await;
-            let page = match page {
+            let mut page = match page {
                 Ok(Ok(page)) => page,
                 Ok(Err(e)) => {
                     send(exception(codec, &ApiError::from(e))).await;
@@ -171,7 +171,7 @@ pub async fn run(state: Arc<AppState>, sub: Subscription, codec: Codec, lifetime
             let at_end = page.next_iterator.is_none();
             let idle_due = last_event.is_none_or(|t| t.elapsed() >= IDLE_EVENT_EVERY);
             if !page.records.is_empty() || idle_due || at_end {
-                let records = records_doc(&page, &state.metrics);
+                let records = records_doc(&mut page, &state.metrics);
                 let children: Vec<Doc<'static>> = page.child_shards.iter().map(child_shard_doc).collect();
                 let body = Obj::new()
                     .put("Records", records)

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use ciborium::value::{Integer, Value};
+use ciborium::value::Value;
 
 use super::doc::Doc;
 
@@ -56,25 +56,93 @@ fn from_value(v: Value, depth: usize) -> Result<Doc<'static>, String> {
     })
 }
 
-fn to_value(doc: &Doc<'_>) -> Value {
-    match doc {
-        Doc::Null => Value::Null,
-        Doc::Bool(b) => Value::Bool(*b),
-        Doc::Int(n) => Value::Integer(Integer::from(*n)),
-        Doc::Float(f) => Value::Float(*f),
-        Doc::Str(s) => Value::Text(s.to_string()),
-        Doc::Text(t) => Value::Text(t.as_str().to_owned()),
-        Doc::Blob(b) => Value::Bytes(b.to_vec()),
-        Doc::Timestamp(ms) => Value::Tag(1, Box::new(Value::Integer(Integer::from(*ms)))),
-        Doc::List(items) => Value::Array(items.iter().map(to_value).collect()),
-        Doc::Map(entries) => {
-            Value::Map(entries.iter().map(|(k, v)| (Value::Text(k.to_string()), to_value(v))).collect())
+// Major types of RFC 8949, shifted into the initial byte.
+pub(super) const UNSIGNED: u8 = 0 << 5;
+pub(super) const NEGATIVE: u8 = 1 << 5;
+pub(super) const BYTES: u8 = 2 << 5;
+pub(super) const TEXT: u8 = 3 << 5;
+pub(super) const ARRAY: u8 = 4 << 5;
+pub(super) const MAP: u8 = 5 << 5;
+const TAG: u8 = 6 << 5;
+const FALSE: u8 = 0xf4;
+const TRUE: u8 = 0xf5;
+const NULL: u8 = 0xf6;
+const FLOAT64: u8 = 0xfb;
+
+/// A data item's head: its major type and argument in the shortest form.
+pub(super) fn write_head(out: &mut Vec<u8>, major: u8, n: u64) {
+    match n {
+        0..=23 => out.push(major | n as u8),
+        24..=0xff => out.extend_from_slice(&[major | 24, n as u8]),
+        0x100..=0xffff => {
+            out.push(major | 25);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(major | 26);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(major | 27);
+            out.extend_from_slice(&n.to_be_bytes());
         }
     }
 }
 
+/// UTF-8 text; the caller guarantees the bytes are UTF-8.
+pub(super) fn write_text(out: &mut Vec<u8>, text: &[u8]) {
+    write_head(out, TEXT, text.len() as u64);
+    out.extend_from_slice(text);
+}
+
+pub(super) fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    write_head(out, BYTES, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn write_int(out: &mut Vec<u8>, n: i64) {
+    if n >= 0 {
+        write_head(out, UNSIGNED, n as u64);
+    } else {
+        // -1 - n, computed without overflow for i64::MIN.
+        write_head(out, NEGATIVE, !(n as u64));
+    }
+}
+
+/// AWS's CBOR timestamp: `tag(1)` around integer epoch milliseconds.
+pub(super) fn write_timestamp(out: &mut Vec<u8>, ms: i64) {
+    write_head(out, TAG, 1);
+    write_int(out, ms);
+}
+
 pub fn encode(doc: &Doc<'_>, out: &mut Vec<u8>) {
-    ciborium::ser::into_writer(&to_value(doc), out).expect("writing CBOR to memory cannot fail");
+    match doc {
+        Doc::Null => out.push(NULL),
+        Doc::Bool(b) => out.push(if *b { TRUE } else { FALSE }),
+        Doc::Int(n) => write_int(out, *n),
+        Doc::Float(f) => {
+            out.push(FLOAT64);
+            out.extend_from_slice(&f.to_be_bytes());
+        }
+        Doc::Str(s) => write_text(out, s.as_bytes()),
+        Doc::Text(t) => write_text(out, t.as_bytes()),
+        Doc::Blob(b) => write_bytes(out, b),
+        Doc::Timestamp(ms) => write_timestamp(out, *ms),
+        Doc::List(items) => {
+            write_head(out, ARRAY, items.len() as u64);
+            for item in items {
+                encode(item, out);
+            }
+        }
+        Doc::Map(entries) => {
+            write_head(out, MAP, entries.len() as u64);
+            for (k, v) in entries {
+                write_text(out, k.as_bytes());
+                encode(v, out);
+            }
+        }
+        Doc::Records(list) => list.write_cbor(out),
+    }
 }
 
 #[cfg(test)]
@@ -108,5 +176,27 @@ mod tests {
         assert!(decode(&[0xa1, 0x01, 0x02]).is_err(), "integer map key");
         let deep = vec![0x81u8; 10_000];
         assert!(decode(&deep).is_err());
+    }
+
+    #[test]
+    fn encodes_every_kind_so_ciborium_reads_it_back() {
+        let doc = Obj::new()
+            .put("Small", Doc::Int(23))
+            .put("Byte", Doc::Int(24))
+            .put("Wide", Doc::Int(70_000))
+            .put("Huge", Doc::Int(i64::MAX))
+            .put("Negative", Doc::Int(-500))
+            .put("Min", Doc::Int(i64::MIN))
+            .put("F", Doc::Float(1.5))
+            .put("B", vec![Doc::Bool(true), Doc::Bool(false), Doc::Null])
+            .put("S", "\u{e9}t\u{e9}".repeat(100))
+            .put("Before1970", Doc::Timestamp(-1_000))
+            .done();
+        let mut out = Vec::new();
+        encode(&doc, &mut out);
+        assert_eq!(decode(&out).unwrap(), doc);
+        let value: Value = ciborium::de::from_reader(&out[..]).unwrap();
+        let Value::Map(entries) = value else { panic!("a map") };
+        assert_eq!(entries[5].1, Value::Integer(i64::MIN.into()));
     }
 }

@@ -9,6 +9,8 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
+use super::records::RecordList;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Doc<'a> {
     Null,
@@ -23,6 +25,8 @@ pub enum Doc<'a> {
     Timestamp(i64),
     List(Vec<Doc<'a>>),
     Map(Vec<(Cow<'a, str>, Doc<'a>)>),
+    /// Kinesis records, written by their own encoder (responses only; see [`RecordList`]).
+    Records(Box<RecordList>),
 }
 
 impl<'a> Doc<'a> {
@@ -46,7 +50,7 @@ impl<'a> Doc<'a> {
             Doc::Int(_) | Doc::Float(_) | Doc::Timestamp(_) => "NUMBER_VALUE",
             Doc::Str(_) | Doc::Text(_) => "STRING_VALUE",
             Doc::Blob(_) => "BLOB_VALUE",
-            Doc::List(_) => "START_ARRAY",
+            Doc::List(_) | Doc::Records(_) => "START_ARRAY",
             Doc::Map(_) => "START_OBJECT",
         }
     }

@@ -86,6 +86,7 @@ pub fn encoded_len_hint(doc: &Doc<'_>) -> usize {
         Doc::Blob(b) => b.len().div_ceil(3) * 4 + 2,
         Doc::List(items) => 2 + items.iter().map(|i| encoded_len_hint(i) + 1).sum::<usize>(),
         Doc::Map(entries) => 2 + entries.iter().map(|(k, v)| k.len() + 4 + encoded_len_hint(v)).sum::<usize>(),
+        Doc::Records(list) => list.json_len_hint(),
     }
 }
 
@@ -140,11 +141,12 @@ pub fn encode(doc: &Doc<'_>, out: &mut Vec<u8>) {
             }
             out.push(b'}');
         }
+        Doc::Records(list) => list.write_json(out),
     }
 }
 
 /// Writes UTF-8 text as a JSON string.
-fn write_string(bytes: &[u8], out: &mut Vec<u8>) {
+pub(super) fn write_string(bytes: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     // No early exit, so the check vectorizes; most strings need no escaping at all.
     let needs_escape = bytes.iter().fold(false, |acc, &b| acc | (b == b'"') | (b == b'\\') | (b < 0x20));

@@ -5,6 +5,7 @@ pub mod doc;
 pub mod event_stream;
 pub mod input;
 pub mod json;
+pub mod records;
 
 pub use doc::{Doc, Obj};
 
