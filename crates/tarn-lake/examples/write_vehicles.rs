@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use tarn_convert::{ConvertOptions, TableSchema, convert, evolve, split_payload};
-use tarn_lake::{Compression, Lake};
+use tarn_lake::{Compression, FileGroup, Lake};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,7 +35,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let batch = convert(&schema, &objects, &options)?.batch;
         let table = lake.table("raw", "vehicles", &schema).await?;
         let checkpoint = BTreeMap::from([("shardId-000000000000".to_string(), range.end.to_string())]);
-        lake.append(&table, &[batch], &checkpoint, Compression::Snappy, &format!("commit{commit}")).await?;
+        lake.append(
+            &table,
+            &[FileGroup { folder: String::new(), batches: vec![batch] }],
+            &checkpoint,
+            Compression::Snappy,
+            &format!("commit{commit}"),
+        )
+        .await?;
     }
     println!("{}", serde_json::json!({"rows": rows, "checkpoint": lake.checkpoint("raw", "vehicles").await?}));
     Ok(())

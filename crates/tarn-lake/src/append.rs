@@ -9,17 +9,22 @@ use arrow_schema::{ArrowError, DataType};
 use iceberg::arrow::schema_to_arrow_schema;
 use iceberg::spec::DataFileFormat;
 use iceberg::table::Table;
-use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::transaction::{AddColumn, ApplyTransactionAction, Transaction};
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator, DefaultLocationGenerator};
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator, LocationGenerator,
+};
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use parquet::basic::{GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use tarn_convert::TableSchema;
+
 use crate::catalog::Lake;
 use crate::checkpoint::CHECKPOINT_PROPERTY;
+use crate::schema::missing_columns;
 use crate::{Error, Result};
 
 /// Parquet compression codec of data files.
@@ -87,34 +92,71 @@ fn conform(batch: &RecordBatch, table: &Table) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(target, columns)?)
 }
 
+/// Batches of one flush that go to one folder under the table's data location: `""` for the
+/// data location itself, or a Hive-style path such as `year=2026/month=11/day=22/hour=07`.
+#[derive(Debug, Clone, Default)]
+pub struct FileGroup {
+    pub folder: String,
+    pub batches: Vec<RecordBatch>,
+}
+
 impl Lake {
-    /// Writes `batches` to new Parquet files and commits them in one snapshot whose summary
-    /// holds `checkpoint`. Returns the table as committed.
+    /// Writes each group's batches to new Parquet files in its folder and commits them all in
+    /// one snapshot whose summary holds `checkpoint`. Returns the table as committed.
     pub async fn append(
         &self,
         table: &Table,
-        batches: &[RecordBatch],
+        groups: &[FileGroup],
         checkpoint: &BTreeMap<String, String>,
         compression: Compression,
         file_prefix: &str,
     ) -> Result<Table> {
         let schema = table.metadata().current_schema().clone();
         let props = WriterProperties::builder().set_compression(compression.parquet()).build();
-        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-            ParquetWriterBuilder::new(props, schema),
-            table.file_io().clone(),
-            DefaultLocationGenerator::new(table.metadata())?,
-            DefaultFileNameGenerator::new(file_prefix.to_owned(), None, DataFileFormat::Parquet),
-        );
-        let mut writer = DataFileWriterBuilder::new(rolling).build(None).await?;
-        for batch in batches {
-            writer.write(conform(batch, table)?).await?;
+        let data_location = DefaultLocationGenerator::new(table.metadata())?
+            .generate_location(None, "")
+            .trim_end_matches('/')
+            .to_owned();
+        let mut files = Vec::new();
+        for group in groups.iter().filter(|g| g.batches.iter().any(|b| b.num_rows() > 0)) {
+            let location = match group.folder.as_str() {
+                "" => data_location.clone(),
+                folder => format!("{data_location}/{folder}"),
+            };
+            let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+                ParquetWriterBuilder::new(props.clone(), schema.clone()),
+                table.file_io().clone(),
+                DefaultLocationGenerator::with_data_location(location),
+                DefaultFileNameGenerator::new(file_prefix.to_owned(), None, DataFileFormat::Parquet),
+            );
+            let mut writer = DataFileWriterBuilder::new(rolling).build(None).await?;
+            for batch in &group.batches {
+                writer.write(conform(batch, table)?).await?;
+            }
+            files.extend(writer.close().await?);
         }
-        let files = writer.close().await?;
         let checkpoint = serde_json::to_string(checkpoint).map_err(|e| Error::Other(e.to_string()))?;
         let summary = [(CHECKPOINT_PROPERTY.to_string(), checkpoint)].into_iter().collect();
         let tx = Transaction::new(table);
         let tx = tx.fast_append().add_data_files(files).set_snapshot_properties(summary).apply(tx)?;
         Ok(tx.commit(&self.catalog).await?)
+    }
+
+    /// Adds the columns `wanted` has and the table lacks (new fields of structs too), in one
+    /// schema update. Existing columns are never changed. Returns the table as it is now.
+    pub async fn evolve(&self, table: &Table, wanted: &TableSchema) -> Result<Table> {
+        let missing = missing_columns(table.metadata().current_schema(), wanted);
+        if missing.is_empty() {
+            return Ok(table.clone());
+        }
+        let tx = Transaction::new(table);
+        let mut update = tx.update_schema();
+        for m in missing {
+            update = update.add_column(match m.parent {
+                Some(parent) => AddColumn::builder().parent(parent).name(m.name).field_type(m.ty).build(),
+                None => AddColumn::optional(m.name, m.ty),
+            });
+        }
+        Ok(update.apply(tx)?.commit(&self.catalog).await?)
     }
 }

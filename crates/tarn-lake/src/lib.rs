@@ -16,10 +16,10 @@ mod catalog;
 mod checkpoint;
 mod schema;
 
-pub use append::Compression;
+pub use append::{Compression, FileGroup};
 pub use catalog::Lake;
 pub use checkpoint::CHECKPOINT_PROPERTY;
-pub use schema::to_iceberg_schema;
+pub use schema::{MissingColumn, from_iceberg_schema, missing_columns, to_iceberg_schema};
 
 /// Errors of the lake, with the table they concern.
 #[derive(Debug, thiserror::Error)]
