@@ -6,7 +6,11 @@ use std::time::Duration;
 use anyhow::Context;
 use tarn_api::{ApiConfig, AppState};
 use tarn_config::Config;
-use tarn_streams::{Streams, StreamsConfig, system_clock};
+use tarn_convert::ConvertOptions;
+use tarn_delivery::{Delivery, DeliverySpec};
+use tarn_lake::Compression;
+use tarn_streams::model::StreamMode;
+use tarn_streams::{CreateStream, Streams, StreamsConfig, system_clock};
 use tracing_subscriber::EnvFilter;
 
 use crate::ServeArgs;
@@ -94,6 +98,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // One machine-readable line on stdout, for scripts and tests that ask for port 0.
     println!("tarn listening on {addr}");
 
+    let deliveries = start_segments(&config, &streams)?;
+
     let retention_every = Duration::from_secs(config.kinesis.retention_check_seconds);
     let retention_streams = streams.clone();
     tokio::spawn(async move {
@@ -112,8 +118,56 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
 
     tarn_api::serve(listener, state, shutdown_signal()).await?;
+    tokio::task::spawn_blocking(move || deliveries.into_iter().for_each(Delivery::stop)).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Creates the streams of the declared segments that do not exist yet, and starts their deliveries.
+fn start_segments(config: &Config, streams: &Arc<Streams>) -> anyhow::Result<Vec<Delivery>> {
+    let mut deliveries = Vec::new();
+    for seg in &config.segments {
+        let stream = format!("{}.{}", seg.layer, seg.name);
+        if streams.snapshot(&stream).is_err() {
+            streams
+                .create_stream(CreateStream {
+                    name: stream.clone(),
+                    shard_count: Some(seg.shards),
+                    mode: StreamMode::Provisioned,
+                    tags: Default::default(),
+                    max_record_size_kib: None,
+                })
+                .with_context(|| format!("cannot create the stream of segment {stream}"))?;
+            if seg.retention_hours != 24 {
+                streams.change_retention(&stream, seg.retention_hours, true)?;
+            }
+            tracing::info!(%stream, shards = seg.shards, "created the stream of a declared segment");
+        }
+        let d = &seg.delivery;
+        let spec = DeliverySpec {
+            layer: seg.layer.clone(),
+            name: seg.name.clone(),
+            stream,
+            size_bytes: (d.size_mib * 1024 * 1024) as usize,
+            interval: Duration::from_secs(d.interval_seconds),
+            compression: match d.compression.as_str() {
+                "zstd" => Compression::Zstd,
+                "gzip" => Compression::Gzip,
+                "none" => Compression::None,
+                _ => Compression::Snappy,
+            },
+            options: ConvertOptions {
+                case_insensitive: d.case_insensitive,
+                dots_to_underscores: d.dots_to_underscores,
+                column_to_key: Default::default(),
+                timestamp_columns: d.timestamp_columns.clone(),
+                rescue_column: (!d.rescue_column.is_empty()).then(|| d.rescue_column.clone()),
+            },
+            lake_dir: config.data_dir.join("lake"),
+        };
+        deliveries.push(Delivery::start(streams.clone(), spec)?);
+    }
+    Ok(deliveries)
 }
 
 async fn shutdown_signal() {

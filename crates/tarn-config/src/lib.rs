@@ -39,6 +39,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub kinesis: KinesisConfig,
     pub storage: StorageConfig,
+    /// Data segments declared in the file: each a stream, its delivery and its lake table.
+    pub segments: Vec<SegmentConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +86,65 @@ pub struct StorageConfig {
     pub segment_max_age_seconds: u64,
 }
 
+/// One `[[segments]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentConfig {
+    /// The layer: the table's Iceberg namespace.
+    pub layer: String,
+    /// The segment's name: the table's name; the stream is `<layer>.<name>`.
+    pub name: String,
+    #[serde(default = "default_shards")]
+    pub shards: u32,
+    #[serde(default = "default_retention_hours")]
+    pub retention_hours: u32,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+}
+
+fn default_shards() -> u32 {
+    1
+}
+fn default_retention_hours() -> u32 {
+    24
+}
+
+/// How a segment's records are delivered into its table (Firehose's BufferingHints and the
+/// OpenX JSON options).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Flush when this much record data is buffered (measured before compression).
+    pub size_mib: u64,
+    /// Flush this long after the first buffered record arrived, whatever the size; 0 flushes
+    /// whatever each read brings.
+    pub interval_seconds: u64,
+    /// Parquet compression: snappy, zstd, gzip or none.
+    pub compression: String,
+    /// JSON keys match columns whatever their case (OpenX's default).
+    pub case_insensitive: bool,
+    /// `a.b` keys become `a_b` columns (OpenX `ConvertDotsInJsonKeysToUnderscores`).
+    pub dots_to_underscores: bool,
+    /// Columns that are timestamps whatever their first values look like (epoch numbers too).
+    pub timestamp_columns: Vec<String>,
+    /// Column that keeps values which fit no column; empty sends such records to the error output.
+    pub rescue_column: String,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            size_mib: 64,
+            interval_seconds: 60,
+            compression: "snappy".into(),
+            case_insensitive: true,
+            dots_to_underscores: false,
+            timestamp_columns: Vec::new(),
+            rescue_column: "_rescued".into(),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -93,6 +154,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             kinesis: KinesisConfig::default(),
             storage: StorageConfig::default(),
+            segments: Vec::new(),
         }
     }
 }
@@ -211,6 +273,43 @@ impl Config {
         at_least("kinesis.subscription_seconds", k.subscription_seconds, 1)?;
         at_least("storage.segment_max_bytes", self.storage.segment_max_bytes, 4096)?;
         at_least("storage.segment_max_age_seconds", self.storage.segment_max_age_seconds, 1)?;
+        let mut seen = std::collections::BTreeSet::new();
+        for seg in &self.segments {
+            let name_ok = |s: &str| {
+                !s.is_empty()
+                    && s.len() <= 60
+                    && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            };
+            if !name_ok(&seg.layer) || !name_ok(&seg.name) {
+                return Err(ConfigError::Invalid {
+                    key: "segments",
+                    message: format!(
+                        "layer and name must be 1 to 60 of a-z, 0-9 and _ (they name a table and a stream); got {}.{}",
+                        seg.layer, seg.name
+                    ),
+                });
+            }
+            if !seen.insert((seg.layer.clone(), seg.name.clone())) {
+                return Err(ConfigError::Invalid {
+                    key: "segments",
+                    message: format!("{}.{} is declared twice", seg.layer, seg.name),
+                });
+            }
+            at_least("segments.shards", u64::from(seg.shards), 1)?;
+            if !(24..=8760).contains(&seg.retention_hours) {
+                return Err(ConfigError::Invalid {
+                    key: "segments.retention_hours",
+                    message: format!("must be 24 to 8760; got {}", seg.retention_hours),
+                });
+            }
+            at_least("segments.delivery.size_mib", seg.delivery.size_mib, 1)?;
+            if !["snappy", "zstd", "gzip", "none"].contains(&seg.delivery.compression.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: "segments.delivery.compression",
+                    message: format!("must be snappy, zstd, gzip or none; got {:?}", seg.delivery.compression),
+                });
+            }
+        }
         for c in &self.auth.credentials {
             if c.access_key_id.is_empty() || c.secret_access_key.is_empty() {
                 return Err(ConfigError::Invalid {

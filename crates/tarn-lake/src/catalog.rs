@@ -47,6 +47,15 @@ impl Lake {
         &self.catalog
     }
 
+    /// Loads `namespace.name` if it exists.
+    pub async fn existing(&self, namespace: &str, name: &str) -> Result<Option<Table>> {
+        let ident = TableIdent::new(NamespaceIdent::new(namespace.to_owned()), name.to_owned());
+        if !self.catalog.namespace_exists(ident.namespace()).await? || !self.catalog.table_exists(&ident).await? {
+            return Ok(None);
+        }
+        Ok(Some(self.catalog.load_table(&ident).await?))
+    }
+
     /// Loads `namespace.name`, creating the namespace and the table (from `schema`) if needed.
     pub async fn table(&self, namespace: &str, name: &str, schema: &TableSchema) -> Result<Table> {
         let ns = NamespaceIdent::new(namespace.to_owned());

@@ -1,0 +1,171 @@
+//! Buffered records to Arrow batches, one per hour folder, and error documents for what cannot
+//! be converted. Free of I/O.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use tarn_convert::{ConvertOptions, TableSchema, convert, evolve, split_payload};
+use tarn_lake::FileGroup;
+
+/// A record read from the stream and not yet delivered.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub sequence_number: String,
+    pub arrival_ms: i64,
+    pub data: Bytes,
+}
+
+/// What a flush writes.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The table schema after this flush (the old one, or evolved by new fields).
+    pub schema: TableSchema,
+    pub groups: Vec<FileGroup>,
+    pub rows: usize,
+    /// Firehose error documents (`format-conversion-failed`), by hour folder.
+    pub errors: BTreeMap<String, Vec<Value>>,
+}
+
+/// The Hive-style folder of an arrival time: `year=2026/month=11/day=22/hour=07` (UTC).
+pub fn hour_folder(arrival_ms: i64) -> String {
+    let ((y, mo, d), (h, _, _)) = tarn_time::civil_from_millis(arrival_ms);
+    format!("year={y:04}/month={mo:02}/day={d:02}/hour={h:02}")
+}
+
+/// The error-output folder, as Firehose lays it out: `YYYY/MM/DD/HH`.
+pub fn error_folder(arrival_ms: i64) -> String {
+    let ((y, mo, d), (h, _, _)) = tarn_time::civil_from_millis(arrival_ms);
+    format!("{y:04}/{mo:02}/{d:02}/{h:02}")
+}
+
+/// A Firehose error document for a record that could not be converted.
+pub fn error_document(record: &Pending, raw: &[u8], message: &str, table: &str, now_ms: i64) -> Value {
+    serde_json::json!({
+        "attemptsMade": 1,
+        "arrivalTimestamp": record.arrival_ms,
+        "lastErrorCode": "DataFormatConversion.ParseError",
+        "lastErrorMessage": message,
+        "attemptEndingTimestamp": now_ms,
+        "rawData": STANDARD.encode(raw),
+        "sequenceNumber": record.sequence_number,
+        "subSequenceNumber": null,
+        "dataCatalogTable": { "tableName": table },
+    })
+}
+
+/// The objects of one hour folder, and the index of the record each came from.
+type HourRows = (Vec<usize>, Vec<Map<String, Value>>);
+
+/// Splits, normalizes, evolves the schema with and converts `records`, grouped by arrival hour.
+/// A payload part that is not a JSON object, and (without a rescue column) a value that fits no
+/// column, becomes an error document; the rest of the records are delivered.
+pub fn prepare(
+    records: &[Pending],
+    schema: &TableSchema,
+    options: &ConvertOptions,
+    table: &str,
+    now_ms: i64,
+) -> Result<Prepared, tarn_lake::Error> {
+    let mut by_hour: BTreeMap<String, HourRows> = BTreeMap::new();
+    let mut errors: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (i, record) in records.iter().enumerate() {
+        let (objects, failures) = split_payload(&record.data);
+        for failure in failures {
+            let doc = error_document(record, &failure.raw, &failure.message, table, now_ms);
+            errors.entry(error_folder(record.arrival_ms)).or_default().push(doc);
+        }
+        let (owners, rows) = by_hour.entry(hour_folder(record.arrival_ms)).or_default();
+        for o in objects {
+            owners.push(i);
+            rows.push(options.normalize(o));
+        }
+    }
+    let mut schema = schema.clone();
+    for (_, objects) in by_hour.values() {
+        schema = evolve(&schema, objects, options).0;
+    }
+    let mut groups = Vec::new();
+    let mut total = 0;
+    for (folder, (owners, mut objects)) in by_hour {
+        let mut converted = convert(&schema, &objects, options)?;
+        if options.rescue_column.is_none() && !converted.conflicts.is_empty() {
+            // Without a rescue column, rows with a value that fits no column go to the error output.
+            let mut bad: Vec<usize> = converted.conflicts.iter().map(|(row, _)| *row).collect();
+            bad.dedup();
+            for (row, message) in &converted.conflicts {
+                let record = &records[owners[*row]];
+                let raw = serde_json::to_vec(&objects[*row]).unwrap_or_default();
+                let doc = error_document(record, &raw, message, table, now_ms);
+                errors.entry(error_folder(record.arrival_ms)).or_default().push(doc);
+            }
+            objects = objects.into_iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, o)| o).collect();
+            converted = convert(&schema, &objects, options)?;
+        }
+        total += converted.batch.num_rows();
+        groups.push(FileGroup { folder, batches: vec![converted.batch] });
+    }
+    Ok(Prepared { schema, groups, rows: total, errors })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(n: u64, arrival_ms: i64, json: &str) -> Pending {
+        Pending { sequence_number: n.to_string(), arrival_ms, data: Bytes::copy_from_slice(json.as_bytes()) }
+    }
+
+    const H7: i64 = 1_795_330_800_000; // 2026-11-22T07:00:00Z
+    const H8: i64 = H7 + 3_600_000;
+
+    #[test]
+    fn groups_by_arrival_hour_and_evolves_across_the_whole_flush() {
+        let records = [
+            pending(1, H7 + 5, r#"{"Id":1}"#),
+            pending(2, H7 + 9, "{\"Id\":2}\n{\"Id\":3,\"Speed\":4}"),
+            pending(3, H8, r#"{"Id":4,"Gps":{"Lat":1.5}}"#),
+        ];
+        let p = prepare(&records, &TableSchema::default(), &ConvertOptions::default(), "t", 0).unwrap();
+        let folders: Vec<&str> = p.groups.iter().map(|g| g.folder.as_str()).collect();
+        assert_eq!(folders, ["year=2026/month=11/day=22/hour=07", "year=2026/month=11/day=22/hour=08"]);
+        assert_eq!(p.rows, 4);
+        let names: Vec<&str> = p.schema.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "speed", "_rescued", "gps"]);
+        // Both hours' batches have the whole schema, so one table schema covers the flush.
+        for g in &p.groups {
+            assert_eq!(g.batches[0].num_columns(), 4);
+        }
+        assert!(p.errors.is_empty());
+    }
+
+    #[test]
+    fn unreadable_parts_become_error_documents_and_the_rest_is_delivered() {
+        let records =
+            [pending(10, H7, "{\"Id\":1}\nnot json"), pending(11, H7, r#"{"Id":2}"#), pending(12, H8, "[1,2]")];
+        let p = prepare(&records, &TableSchema::default(), &ConvertOptions::default(), "raw.t", 99).unwrap();
+        assert_eq!(p.rows, 2);
+        let docs: Vec<&Value> = p.errors.values().flatten().collect();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0]["sequenceNumber"], "10");
+        assert_eq!(docs[0]["rawData"], STANDARD.encode("not json"));
+        assert_eq!(docs[0]["dataCatalogTable"]["tableName"], "raw.t");
+        assert_eq!(docs[1]["sequenceNumber"], "12");
+        assert_eq!(p.errors.keys().collect::<Vec<_>>(), ["2026/11/22/07", "2026/11/22/08"]);
+    }
+
+    #[test]
+    fn without_a_rescue_column_conflicting_rows_go_to_the_error_output() {
+        let options = ConvertOptions { rescue_column: None, ..ConvertOptions::default() };
+        let first = prepare(&[pending(1, H7, r#"{"N":1}"#)], &TableSchema::default(), &options, "t", 0).unwrap();
+        let records = [pending(2, H7, r#"{"N":2}"#), pending(3, H7, r#"{"N":"x"}"#), pending(4, H7, r#"{"N":4}"#)];
+        let p = prepare(&records, &first.schema, &options, "t", 0).unwrap();
+        assert_eq!(p.rows, 2);
+        let docs: Vec<&Value> = p.errors.values().flatten().collect();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0]["sequenceNumber"], "3");
+        assert_eq!(docs[0]["rawData"], STANDARD.encode(r#"{"n":"x"}"#));
+    }
+}

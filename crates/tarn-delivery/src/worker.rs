@@ -1,0 +1,263 @@
+//! The delivery loop of one segment, on its own thread: read every readable shard from where the
+//! table's checkpoint says, buffer, and flush by size or interval as one Iceberg commit that
+//! carries the new checkpoint. A failed flush keeps the buffer and is retried with backoff; the
+//! log keeps the records meanwhile, so nothing is lost and nothing is committed twice.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tarn_convert::{ConvertOptions, TableSchema};
+use tarn_lake::{Compression, Lake, from_iceberg_schema};
+use tarn_streams::Streams;
+use tarn_streams::model::shard_id;
+use tarn_streams::token::IteratorPosition;
+
+use crate::cursor::Cursor;
+use crate::prepare::{Pending, prepare};
+
+/// What one segment's delivery does.
+#[derive(Debug, Clone)]
+pub struct DeliverySpec {
+    /// The table's namespace (the segment's layer) and name.
+    pub layer: String,
+    pub name: String,
+    /// The source stream.
+    pub stream: String,
+    /// Flush at this many bytes of record data.
+    pub size_bytes: usize,
+    /// Flush this long after the first record entered the buffer.
+    pub interval: Duration,
+    pub compression: Compression,
+    pub options: ConvertOptions,
+    /// The lake: `catalog.db`, `warehouse/`, `errors/`.
+    pub lake_dir: PathBuf,
+}
+
+/// A running delivery; stopping it flushes what is buffered.
+pub struct Delivery {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Delivery {
+    pub fn start(streams: Arc<Streams>, spec: DeliverySpec) -> std::io::Result<Delivery> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("delivery-{}.{}", spec.layer, spec.name))
+            .spawn(move || run(&streams, &spec, &flag))?;
+        Ok(Delivery { stop, thread: Some(thread) })
+    }
+
+    /// Asks the loop to flush and stop, and waits for it.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+const PAGE_RECORDS: usize = 10_000;
+const PAGE_BYTES: usize = 8 * 1024 * 1024;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+struct State {
+    lake: Lake,
+    schema: TableSchema,
+    /// Positions up to what is buffered; committed with the next flush.
+    cursor: Cursor,
+    buffer: Vec<Pending>,
+    buffered_bytes: usize,
+    first_buffered: Option<Instant>,
+    flushes: u64,
+}
+
+fn run(streams: &Streams, spec: &DeliverySpec, stop: &AtomicBool) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return tracing::error!(error = %e, "delivery {}.{} cannot start a runtime", spec.layer, spec.name),
+    };
+    let mut backoff = Duration::from_millis(200);
+    let mut state = loop {
+        match runtime.block_on(open(streams, spec)) {
+            Ok(state) => break state,
+            Err(e) if !stop.load(Ordering::SeqCst) => {
+                tracing::warn!(error = %e, table = %format!("{}.{}", spec.layer, spec.name), "delivery cannot start yet; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(_) => return,
+        }
+    };
+    tracing::info!(
+        table = %format!("{}.{}", spec.layer, spec.name),
+        stream = %spec.stream,
+        checkpoint = ?state.cursor.to_checkpoint(),
+        "delivery started"
+    );
+    let mut retry_at: Option<Instant> = None;
+    backoff = Duration::from_millis(200);
+    loop {
+        let stopping = stop.load(Ordering::SeqCst);
+        let read_any = if state.buffered_bytes < spec.size_bytes && !stopping {
+            read_available(streams, spec, &mut state)
+        } else {
+            false
+        };
+        let due = state.first_buffered.is_some_and(|t| t.elapsed() >= spec.interval)
+            || state.buffered_bytes >= spec.size_bytes
+            || stopping;
+        if due && !state.buffer.is_empty() && retry_at.is_none_or(|t| Instant::now() >= t) {
+            match runtime.block_on(flush(spec, &mut state, streams.now())) {
+                Ok(()) => {
+                    retry_at = None;
+                    backoff = Duration::from_millis(200);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, table = %format!("{}.{}", spec.layer, spec.name), buffered = state.buffer.len(), retry_in_ms = backoff.as_millis() as u64, "delivery flush failed; the records stay in the log and the flush is retried");
+                    retry_at = Some(Instant::now() + backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    if stopping {
+                        return;
+                    }
+                }
+            }
+        }
+        if stopping && state.buffer.is_empty() {
+            return;
+        }
+        if !read_any {
+            std::thread::sleep(IDLE_WAIT);
+        }
+    }
+}
+
+async fn open(streams: &Streams, spec: &DeliverySpec) -> Result<State, String> {
+    let snapshot = streams.snapshot(&spec.stream).map_err(|e| e.to_string())?;
+    let lake = Lake::open(&spec.lake_dir).await.map_err(|e| e.to_string())?;
+    let (schema, cursor) = match lake.existing(&spec.layer, &spec.name).await.map_err(|e| e.to_string())? {
+        Some(table) => {
+            let checkpoint = lake.checkpoint(&spec.layer, &spec.name).await.map_err(|e| e.to_string())?;
+            let cursor = checkpoint
+                .map(|c| Cursor::from_checkpoint(snapshot.meta.tag, &c))
+                .unwrap_or_else(|| Cursor::new(snapshot.meta.tag));
+            (from_iceberg_schema(table.metadata().current_schema()), cursor)
+        }
+        None => (TableSchema::default(), Cursor::new(snapshot.meta.tag)),
+    };
+    Ok(State { lake, schema, cursor, buffer: Vec::new(), buffered_bytes: 0, first_buffered: None, flushes: 0 })
+}
+
+/// Reads what the readable shards have, until the buffer is full. Returns whether anything came.
+fn read_available(streams: &Streams, spec: &DeliverySpec, state: &mut State) -> bool {
+    let Ok(snapshot) = streams.snapshot(&spec.stream) else { return false };
+    if snapshot.meta.tag != state.cursor.stream_tag() {
+        // The stream was deleted and created again: a new source, read from its start.
+        if !state.buffer.is_empty() {
+            return false; // deliver what was read from the old one first
+        }
+        state.cursor = Cursor::new(snapshot.meta.tag);
+    }
+    let mut read_any = false;
+    for shard in state.cursor.readable(&snapshot.meta.shards) {
+        let from = state.cursor.next(shard);
+        let position = IteratorPosition {
+            stream_name: spec.stream.clone(),
+            stream_tag: snapshot.meta.tag,
+            shard_index: shard,
+            offset: from,
+            issued_ms: streams.now(),
+        };
+        let page = match streams.read_from(&position, PAGE_RECORDS, PAGE_BYTES) {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, shard = %shard_id(shard), "delivery read failed");
+                continue;
+            }
+        };
+        if let Some(first) = page.records.first()
+            && first.offset > from
+        {
+            tracing::error!(
+                stream = %spec.stream,
+                shard = %shard_id(shard),
+                lost = first.offset - from,
+                "records expired from the stream before delivery reached them"
+            );
+        }
+        if page.records.is_empty() && page.next_offset == from {
+            continue;
+        }
+        read_any |= !page.records.is_empty();
+        for r in &page.records {
+            state.buffered_bytes += r.data.len();
+            state.buffer.push(Pending {
+                sequence_number: page.sequence(r.offset).to_string(),
+                arrival_ms: r.arrival_ms,
+                data: r.data.clone(),
+            });
+        }
+        if !page.records.is_empty() && state.first_buffered.is_none() {
+            state.first_buffered = Some(Instant::now());
+        }
+        state.cursor.advance(shard, page.next_offset);
+        if state.buffered_bytes >= spec.size_bytes {
+            break;
+        }
+    }
+    read_any
+}
+
+async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<(), String> {
+    let started = Instant::now();
+    let table_name = format!("{}.{}", spec.layer, spec.name);
+    let prepared =
+        prepare(&state.buffer, &state.schema, &spec.options, &table_name, now_ms).map_err(|e| e.to_string())?;
+    let prefix = format!("{now_ms}-{:08x}-{}", state.cursor.stream_tag(), state.flushes);
+    // Error documents first: a crash before the commit may write them again, never lose them.
+    for (folder, docs) in &prepared.errors {
+        let dir = spec.lake_dir.join("errors").join(&spec.layer).join(&spec.name).join("format-conversion-failed");
+        let dir = dir.join(folder);
+        write_error_file(&dir, &format!("{prefix}.json"), docs).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let lake = &state.lake;
+    let table = lake.table(&spec.layer, &spec.name, &prepared.schema).await.map_err(|e| e.to_string())?;
+    let table = lake.evolve(&table, &prepared.schema).await.map_err(|e| e.to_string())?;
+    let checkpoint = state.cursor.to_checkpoint();
+    lake.append(&table, &prepared.groups, &checkpoint, spec.compression, &prefix).await.map_err(|e| e.to_string())?;
+    tracing::info!(
+        table = %table_name,
+        records = state.buffer.len(),
+        rows = prepared.rows,
+        bytes = state.buffered_bytes,
+        errors = prepared.errors.values().map(Vec::len).sum::<usize>(),
+        ms = started.elapsed().as_millis() as u64,
+        "delivered"
+    );
+    state.schema = prepared.schema;
+    state.buffer.clear();
+    state.buffered_bytes = 0;
+    state.first_buffered = None;
+    state.flushes += 1;
+    Ok(())
+}
+
+fn write_error_file(dir: &std::path::Path, name: &str, docs: &[serde_json::Value]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut out = Vec::new();
+    for doc in docs {
+        serde_json::to_writer(&mut out, doc)?;
+        out.push(b'\n');
+    }
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&out)?;
+    f.sync_data()?;
+    std::fs::rename(&tmp, dir.join(name))
+}
