@@ -8,7 +8,7 @@
 
 pub mod error;
 pub mod kinesis;
-pub mod metrics;
+pub use tarn_metrics as metrics;
 pub mod protocol;
 pub mod server;
 pub mod sigv4;

@@ -46,13 +46,14 @@ impl Default for ApiConfig {
 pub struct AppState {
     pub streams: Arc<Streams>,
     pub config: ApiConfig,
-    pub metrics: Metrics,
+    /// Shared with the parts that run beside the API (delivery), which report into it too.
+    pub metrics: Arc<Metrics>,
     pub subscriptions: Subscriptions,
 }
 
 impl AppState {
-    pub fn new(streams: Arc<Streams>, config: ApiConfig) -> Arc<AppState> {
-        Arc::new(AppState { streams, config, metrics: Metrics::default(), subscriptions: Subscriptions::default() })
+    pub fn new(streams: Arc<Streams>, config: ApiConfig, metrics: Arc<Metrics>) -> Arc<AppState> {
+        Arc::new(AppState { streams, config, metrics, subscriptions: Subscriptions::default() })
     }
 }
 

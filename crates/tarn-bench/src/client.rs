@@ -26,6 +26,13 @@ impl Signer {
         Signer { host: host.to_owned(), access_key: access_key.to_owned(), secret: secret.to_owned(), http }
     }
 
+    /// `GET path` (unsigned: `/metrics`), the body as text.
+    pub async fn get(&self, path: &str) -> anyhow::Result<String> {
+        let request = hyper::Request::get(format!("http://{}{path}", self.host)).body(Full::new(Bytes::new()))?;
+        let response = self.http.request(request).await.context("request failed")?;
+        Ok(String::from_utf8_lossy(&response.into_body().collect().await?.to_bytes()).into_owned())
+    }
+
     /// Sends one signed Kinesis call in JSON and returns the response body; non-200 answers are errors.
     pub async fn call(&self, op: &str, body: impl Into<Bytes>) -> anyhow::Result<Bytes> {
         self.call_as(Wire::Json, op, body.into()).await

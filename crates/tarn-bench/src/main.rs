@@ -9,6 +9,7 @@
 //! Usage: `cargo run --release -p tarn-bench -- --server target/release/tarn`
 
 mod client;
+mod delivery;
 mod report;
 
 #[global_allocator]
@@ -48,6 +49,18 @@ struct Args {
     /// Data directory (default: a temporary directory on the same disk as /tmp).
     #[arg(long)]
     data_dir: Option<String>,
+    /// `streams` (PutRecords and GetRecords) or `delivery` (JSON into the lake: throughput while
+    /// ingest runs, then freshness at a paced rate).
+    #[arg(long, default_value = "streams")]
+    mode: String,
+    /// Delivery: records/s offered in the freshness phase.
+    #[arg(long, default_value_t = 20_000)]
+    paced_rate: u64,
+    /// Delivery: the segment's buffering interval and size.
+    #[arg(long, default_value_t = 1)]
+    interval_seconds: u64,
+    #[arg(long, default_value_t = 64)]
+    buffer_mib: u64,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -55,8 +68,23 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let tmp = tempfile::tempdir()?;
     let data_dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().join("data").display().to_string());
+    let config = tmp.path().join("tarn.toml");
+    let delivery = args.mode == "delivery";
+    if delivery {
+        std::fs::write(
+            &config,
+            format!(
+                "[[segments]]\nlayer = \"bench\"\nname = \"vehicles\"\nshards = {}\n[segments.delivery]\n\
+                 interval_seconds = {}\nsize_mib = {}\n",
+                args.shards, args.interval_seconds, args.buffer_mib
+            ),
+        )?;
+    } else {
+        std::fs::write(&config, "")?;
+    }
     let mut child = tokio::process::Command::new(&args.server)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &data_dir])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &data_dir, "--config"])
+        .arg(&config)
         .env("TARN_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -74,6 +102,11 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let signer = Arc::new(Signer::new(&addr, tarn_config_dev_key()));
+    if delivery {
+        delivery::run(&signer, &args, std::path::Path::new(&data_dir)).await?;
+        let _ = child.kill().await;
+        return Ok(());
+    }
     println!(
         "tarn-bench: server {addr}, {} shards, {} connections, batches of {} x {} B records, {} s per phase",
         args.shards, args.connections, args.batch, args.record_bytes, args.seconds

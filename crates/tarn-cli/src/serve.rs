@@ -89,7 +89,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_request_bytes: config.kinesis.max_request_bytes,
         subscription_lifetime: Duration::from_secs(config.kinesis.subscription_seconds),
     };
-    let state = AppState::new(streams.clone(), api);
+    let metrics = Arc::new(tarn_api::metrics::Metrics::default());
+    let state = AppState::new(streams.clone(), api, metrics.clone());
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -98,7 +99,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // One machine-readable line on stdout, for scripts and tests that ask for port 0.
     println!("tarn listening on {addr}");
 
-    let deliveries = start_segments(&config, &streams)?;
+    let deliveries = start_segments(&config, &streams, &metrics)?;
 
     let retention_every = Duration::from_secs(config.kinesis.retention_check_seconds);
     let retention_streams = streams.clone();
@@ -124,7 +125,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 /// Creates the streams of the declared segments that do not exist yet, and starts their deliveries.
-fn start_segments(config: &Config, streams: &Arc<Streams>) -> anyhow::Result<Vec<Delivery>> {
+fn start_segments(
+    config: &Config,
+    streams: &Arc<Streams>,
+    metrics: &Arc<tarn_api::metrics::Metrics>,
+) -> anyhow::Result<Vec<Delivery>> {
     let mut deliveries = Vec::new();
     for seg in &config.segments {
         let stream = format!("{}.{}", seg.layer, seg.name);
@@ -165,7 +170,7 @@ fn start_segments(config: &Config, streams: &Arc<Streams>) -> anyhow::Result<Vec
             },
             lake_dir: config.data_dir.join("lake"),
         };
-        deliveries.push(Delivery::start(streams.clone(), spec)?);
+        deliveries.push(Delivery::start(streams.clone(), metrics.clone(), spec)?);
     }
     Ok(deliveries)
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tarn_convert::{ConvertOptions, TableSchema};
 use tarn_lake::{Compression, Lake, from_iceberg_schema};
+use tarn_metrics::Metrics;
 use tarn_streams::Streams;
 use tarn_streams::model::shard_id;
 use tarn_streams::token::IteratorPosition;
@@ -44,12 +45,14 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn start(streams: Arc<Streams>, spec: DeliverySpec) -> std::io::Result<Delivery> {
+    /// Starts delivering on its own thread, reporting `tarn_delivery_*` metrics labelled with
+    /// the table.
+    pub fn start(streams: Arc<Streams>, metrics: Arc<Metrics>, spec: DeliverySpec) -> std::io::Result<Delivery> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name(format!("delivery-{}.{}", spec.layer, spec.name))
-            .spawn(move || run(&streams, &spec, &flag))?;
+            .spawn(move || run(&streams, &metrics, &spec, &flag))?;
         Ok(Delivery { stop, thread: Some(thread) })
     }
 
@@ -78,7 +81,9 @@ struct State {
     flushes: u64,
 }
 
-fn run(streams: &Streams, spec: &DeliverySpec, stop: &AtomicBool) {
+fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicBool) {
+    let table = format!("{}.{}", spec.layer, spec.name);
+    let labels = [("table", table.as_str())];
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => return tracing::error!(error = %e, "delivery {}.{} cannot start a runtime", spec.layer, spec.name),
@@ -114,13 +119,22 @@ fn run(streams: &Streams, spec: &DeliverySpec, stop: &AtomicBool) {
             || state.buffered_bytes >= spec.size_bytes
             || stopping;
         if due && !state.buffer.is_empty() && retry_at.is_none_or(|t| Instant::now() >= t) {
+            let started = Instant::now();
+            let (records, bytes) = (state.buffer.len() as u64, state.buffered_bytes as u64);
             match runtime.block_on(flush(spec, &mut state, streams.now())) {
-                Ok(()) => {
+                Ok(outcome) => {
+                    metrics.add("tarn_delivery_records_total", &labels, records);
+                    metrics.add("tarn_delivery_bytes_total", &labels, bytes);
+                    metrics.add("tarn_delivery_rows_total", &labels, outcome.rows as u64);
+                    metrics.add("tarn_delivery_error_records_total", &labels, outcome.errors as u64);
+                    metrics.add("tarn_delivery_commits_total", &labels, 1);
+                    metrics.observe("tarn_delivery_flush_seconds", &labels, started.elapsed().as_secs_f64());
                     retry_at = None;
                     backoff = Duration::from_millis(200);
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, table = %format!("{}.{}", spec.layer, spec.name), buffered = state.buffer.len(), retry_in_ms = backoff.as_millis() as u64, "delivery flush failed; the records stay in the log and the flush is retried");
+                    metrics.add("tarn_delivery_failed_flushes_total", &labels, 1);
+                    tracing::error!(error = %e, table = %table, buffered = state.buffer.len(), retry_in_ms = backoff.as_millis() as u64, "delivery flush failed; the records stay in the log and the flush is retried");
                     retry_at = Some(Instant::now() + backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     if stopping {
@@ -129,6 +143,10 @@ fn run(streams: &Streams, spec: &DeliverySpec, stop: &AtomicBool) {
                 }
             }
         }
+        let oldest = state.buffer.iter().map(|p| p.arrival_ms).min();
+        let lag_ms = oldest.map_or(0, |ms| (streams.now() - ms).max(0));
+        metrics.set("tarn_delivery_lag_milliseconds", &labels, lag_ms as f64);
+        metrics.set("tarn_delivery_buffered_bytes", &labels, state.buffered_bytes as f64);
         if stopping && state.buffer.is_empty() {
             return;
         }
@@ -214,7 +232,13 @@ fn read_available(streams: &Streams, spec: &DeliverySpec, state: &mut State) -> 
     read_any
 }
 
-async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<(), String> {
+/// What a flush delivered.
+struct Flushed {
+    rows: usize,
+    errors: usize,
+}
+
+async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Flushed, String> {
     let started = Instant::now();
     let table_name = format!("{}.{}", spec.layer, spec.name);
     let prepared =
@@ -231,12 +255,13 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<()
     let table = lake.evolve(&table, &prepared.schema).await.map_err(|e| e.to_string())?;
     let checkpoint = state.cursor.to_checkpoint();
     lake.append(&table, &prepared.groups, &checkpoint, spec.compression, &prefix).await.map_err(|e| e.to_string())?;
+    let flushed = Flushed { rows: prepared.rows, errors: prepared.errors.values().map(Vec::len).sum() };
     tracing::info!(
         table = %table_name,
         records = state.buffer.len(),
-        rows = prepared.rows,
+        rows = flushed.rows,
         bytes = state.buffered_bytes,
-        errors = prepared.errors.values().map(Vec::len).sum::<usize>(),
+        errors = flushed.errors,
         ms = started.elapsed().as_millis() as u64,
         "delivered"
     );
@@ -245,7 +270,7 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<()
     state.buffered_bytes = 0;
     state.first_buffered = None;
     state.flushes += 1;
-    Ok(())
+    Ok(flushed)
 }
 
 fn write_error_file(dir: &std::path::Path, name: &str, docs: &[serde_json::Value]) -> std::io::Result<()> {

@@ -1,0 +1,222 @@
+//! The delivery benchmark: vehicle JSON into a declared segment, delivered into its Iceberg table.
+//!
+//! 1. Throughput: producers put as fast as they can for `--seconds`; delivery runs alongside.
+//!    Reported: what ingest took, what delivery committed while ingest ran, and how long delivery
+//!    needed after ingest stopped to catch up (from the server's `tarn_delivery_*` metrics).
+//! 2. Freshness at a paced rate: a probe puts one record every 50 ms and waits until a committed
+//!    snapshot's checkpoint covers its sequence number, which is the moment any reader that loads
+//!    the table sees it. Reported: acknowledgement-to-visible p50/p99.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+
+use crate::Args;
+use crate::client::Signer;
+use crate::report::Latencies;
+
+const STREAM: &str = "bench.vehicles";
+
+/// One vehicle telemetry document (about 300 bytes), as the seeds' producers send.
+fn vehicle(i: u64, now_ms: i64) -> String {
+    format!(
+        r#"{{"VehicleId":"V{:06}","Vendor":"{}","EventTime":{},"Speed":{},"Odometer":{}.5,"Status":{{"Engine":"{}","Fuel":{}.0,"Doors":{{"Open":{},"Locked":{}}}}},"Gps":{{"Lat":48.{},"Lon":11.{},"Alt":{}}},"Alerts":["a{}","b{}"]}}"#,
+        i % 100_000,
+        ["acme", "globex", "initech"][(i % 3) as usize],
+        now_ms,
+        i % 180,
+        i * 7,
+        if i.is_multiple_of(2) { "on" } else { "off" },
+        i % 100,
+        i.is_multiple_of(5),
+        !i.is_multiple_of(7),
+        i % 1000,
+        i % 997,
+        i % 500,
+        i % 9,
+        i % 4
+    )
+}
+
+fn put_body(records: &[String], key_base: u64) -> Bytes {
+    use base64::Engine;
+    let mut out = format!(r#"{{"StreamName":"{STREAM}","Records":["#);
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let data = base64::engine::general_purpose::STANDARD.encode(r);
+        out.push_str(&format!(r#"{{"Data":"{data}","PartitionKey":"k{}"}}"#, key_base + i as u64));
+    }
+    out.push_str("]}");
+    Bytes::from(out)
+}
+
+/// A counter from the server's Prometheus text.
+async fn metric(signer: &Signer, name: &str) -> anyhow::Result<f64> {
+    let text = signer.get("/metrics").await?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with(name) && l.contains(r#"table="bench.vehicles""#))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0))
+}
+
+pub async fn run(signer: &Arc<Signer>, args: &Args, data_dir: &Path) -> anyhow::Result<()> {
+    // The server creates the segment's stream at start.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while signer.call("DescribeStreamSummary", format!(r#"{{"StreamName":"{STREAM}"}}"#)).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("the segment's stream did not appear");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "tarn-bench delivery: {} shards, interval {} s, buffer {} MiB, {} connections x {} records",
+        args.shards, args.interval_seconds, args.buffer_mib, args.connections, args.batch
+    );
+    throughput(signer, args).await?;
+    freshness(signer, args, data_dir).await?;
+    report_files(&data_dir.join("lake/warehouse/bench/vehicles/data"))?;
+    Ok(())
+}
+
+async fn throughput(signer: &Arc<Signer>, args: &Args) -> anyhow::Result<()> {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let records: Vec<String> = (0..args.batch as u64).map(|i| vehicle(i, now_ms)).collect();
+    let batch_bytes: u64 = records.iter().map(|r| r.len() as u64).sum();
+    let (acked_records, acked_bytes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let started = Instant::now();
+    let stop_at = started + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for conn in 0..args.connections {
+        let (signer, body) = (signer.clone(), put_body(&records, conn as u64 * 1000));
+        let (n, b) = (acked_records.clone(), acked_bytes.clone());
+        let batch = args.batch as u64;
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < stop_at {
+                signer.call("PutRecords", body.clone()).await?;
+                n.fetch_add(batch, Ordering::Relaxed);
+                b.fetch_add(batch_bytes, Ordering::Relaxed);
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let ingest_secs = started.elapsed().as_secs_f64();
+    let delivered_during = metric(signer, "tarn_delivery_bytes_total").await?;
+    let acked = acked_records.load(Ordering::Relaxed) as f64;
+    let acked_mb = acked_bytes.load(Ordering::Relaxed) as f64 / 1e6;
+    println!("\nIngest, as fast as possible, {} s", args.seconds);
+    println!("  records/s          {:>12.0}", acked / ingest_secs);
+    println!("  MB/s (JSON)        {:>12.1}", acked_mb / ingest_secs);
+    println!("Delivery while ingest ran");
+    println!("  MB/s (JSON)        {:>12.1}", delivered_during / 1e6 / ingest_secs);
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let delivered = metric(signer, "tarn_delivery_records_total").await?;
+        if delivered >= acked {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("delivery did not catch up: {delivered} of {acked} records");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let total_secs = started.elapsed().as_secs_f64();
+    let commits = metric(signer, "tarn_delivery_commits_total").await?;
+    println!("Delivery of everything ingested (until the last record was committed)");
+    println!("  records/s          {:>12.0}", acked / total_secs);
+    println!("  MB/s (JSON)        {:>12.1}", acked_mb / total_secs);
+    println!("  caught up after    {:>12.1} s after ingest stopped", total_secs - ingest_secs);
+    println!("  commits            {:>12.0}", commits);
+    Ok(())
+}
+
+async fn freshness(signer: &Arc<Signer>, args: &Args, data_dir: &Path) -> anyhow::Result<()> {
+    let lake = tarn_lake::Lake::open(&data_dir.join("lake")).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Background load at the paced rate, in batches of 100 every (100 / rate) s.
+    let load = {
+        let (signer, stop) = (signer.clone(), stop.clone());
+        let every = Duration::from_secs_f64(100.0 / args.paced_rate as f64);
+        tokio::spawn(async move {
+            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+            let records: Vec<String> = (0..100).map(|i| vehicle(i, now_ms)).collect();
+            let body = put_body(&records, 0);
+            let mut next = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep_until(next.into()).await;
+                next += every;
+                signer.call("PutRecords", body.clone()).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        })
+    };
+    let mut lat = Latencies::default();
+    let probes = (args.seconds * 20).max(20);
+    for p in 0..probes {
+        let data = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(vehicle(p, 0))
+        };
+        let body = format!(r#"{{"StreamName":"{STREAM}","Data":"{data}","PartitionKey":"probe{p}"}}"#);
+        let out = signer.call("PutRecord", body).await?;
+        let acked = Instant::now();
+        let out: serde_json::Value = serde_json::from_slice(&out)?;
+        let shard = out["ShardId"].as_str().context("ShardId")?.to_owned();
+        let seq: u128 = out["SequenceNumber"].as_str().context("SequenceNumber")?.parse()?;
+        loop {
+            let covered = lake
+                .checkpoint("bench", "vehicles")
+                .await?
+                .and_then(|c| c.get(&shard).and_then(|s| s.parse::<u128>().ok()))
+                .is_some_and(|at| at >= seq);
+            if covered {
+                break;
+            }
+            if acked.elapsed() > Duration::from_secs(120) {
+                bail!("probe {p} not visible after 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        lat.push(acked.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.await??;
+    println!("\nFreshness at {} records/s offered: acknowledgement to committed (visible to readers)", args.paced_rate);
+    println!("  probes             {:>12}", probes);
+    lat.print("  visible after");
+    Ok(())
+}
+
+fn report_files(dir: &Path) -> anyhow::Result<()> {
+    let mut sizes = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                stack.push(entry.path());
+            } else if entry.path().extension().is_some_and(|e| e == "parquet") {
+                sizes.push(entry.metadata()?.len());
+            }
+        }
+    }
+    let total: u64 = sizes.iter().sum();
+    println!(
+        "\nData files: {} Parquet files, {:.1} MB, {:.1} MB on average",
+        sizes.len(),
+        total as f64 / 1e6,
+        total as f64 / 1e6 / sizes.len().max(1) as f64
+    );
+    Ok(())
+}
