@@ -7,6 +7,7 @@ use anyhow::Context;
 use tarn_api::{ApiConfig, AppState};
 use tarn_config::Config;
 use tarn_convert::ConvertOptions;
+use tarn_delivery::prefix::Prefixes;
 use tarn_delivery::{Delivery, DeliverySpec};
 use tarn_lake::Compression;
 use tarn_streams::model::StreamMode;
@@ -168,6 +169,8 @@ fn start_segments(
                 timestamp_columns: d.timestamp_columns.clone(),
                 rescue_column: (!d.rescue_column.is_empty()).then(|| d.rescue_column.clone()),
             },
+            prefixes: Prefixes::hive(),
+            start_ms: None,
             lake_dir: config.data_dir.join("lake"),
         };
         deliveries.push(Delivery::start(streams.clone(), metrics.clone(), spec)?);

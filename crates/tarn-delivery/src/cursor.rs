@@ -49,6 +49,11 @@ impl Cursor {
         self.next.get(&shard).copied().unwrap_or(0)
     }
 
+    /// Whether `shard` has a position yet (read before, or in the checkpoint).
+    pub fn knows(&self, shard: u32) -> bool {
+        self.next.contains_key(&shard)
+    }
+
     pub fn advance(&mut self, shard: u32, next: u64) {
         self.next.insert(shard, next);
     }

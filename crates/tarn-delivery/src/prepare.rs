@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 use tarn_convert::{ConvertOptions, TableSchema, convert, evolve, split_payload};
 use tarn_lake::FileGroup;
 
+use crate::prefix::Prefixes;
+
 /// A record read from the stream and not yet delivered.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -25,20 +27,31 @@ pub struct Prepared {
     pub schema: TableSchema,
     pub groups: Vec<FileGroup>,
     pub rows: usize,
-    /// Firehose error documents (`format-conversion-failed`), by hour folder.
+    /// Firehose error documents (`format-conversion-failed`), by error folder.
     pub errors: BTreeMap<String, Vec<Value>>,
 }
 
-/// The Hive-style folder of an arrival time: `year=2026/month=11/day=22/hour=07` (UTC).
-pub fn hour_folder(arrival_ms: i64) -> String {
-    let ((y, mo, d), (h, _, _)) = tarn_time::civil_from_millis(arrival_ms);
-    format!("year={y:04}/month={mo:02}/day={d:02}/hour={h:02}")
+/// Where a flush puts what a record becomes: its data folder and its error folder, from the
+/// segment's prefixes evaluated at the record's arrival time (`random` stands for
+/// `!{firehose:random-string}`, one value per flush so a folder gets one file).
+pub struct Folders<'a> {
+    pub prefixes: &'a Prefixes,
+    pub random: &'a str,
 }
 
-/// The error-output folder, as Firehose lays it out: `YYYY/MM/DD/HH`.
-pub fn error_folder(arrival_ms: i64) -> String {
-    let ((y, mo, d), (h, _, _)) = tarn_time::civil_from_millis(arrival_ms);
-    format!("{y:04}/{mo:02}/{d:02}/{h:02}")
+pub const FORMAT_CONVERSION_FAILED: &str = "format-conversion-failed";
+
+impl Folders<'_> {
+    fn data(&self, arrival_ms: i64) -> String {
+        let folder = self.prefixes.data.evaluate(arrival_ms, None, &mut || self.random.to_owned());
+        folder.trim_end_matches('/').to_owned()
+    }
+
+    fn error(&self, arrival_ms: i64) -> String {
+        let random = &mut || self.random.to_owned();
+        let folder = self.prefixes.error.evaluate(arrival_ms, Some(FORMAT_CONVERSION_FAILED), random);
+        folder.trim_end_matches('/').to_owned()
+    }
 }
 
 /// A Firehose error document for a record that could not be converted.
@@ -59,13 +72,14 @@ pub fn error_document(record: &Pending, raw: &[u8], message: &str, table: &str, 
 /// The objects of one hour folder, and the index of the record each came from.
 type HourRows = (Vec<usize>, Vec<Map<String, Value>>);
 
-/// Splits, normalizes, evolves the schema with and converts `records`, grouped by arrival hour.
+/// Splits, normalizes, evolves the schema with and converts `records`, grouped by data folder.
 /// A payload part that is not a JSON object, and (without a rescue column) a value that fits no
 /// column, becomes an error document; the rest of the records are delivered.
 pub fn prepare(
     records: &[Pending],
     schema: &TableSchema,
     options: &ConvertOptions,
+    folders: &Folders<'_>,
     table: &str,
     now_ms: i64,
 ) -> Result<Prepared, tarn_lake::Error> {
@@ -75,9 +89,9 @@ pub fn prepare(
         let (objects, failures) = split_payload(&record.data);
         for failure in failures {
             let doc = error_document(record, &failure.raw, &failure.message, table, now_ms);
-            errors.entry(error_folder(record.arrival_ms)).or_default().push(doc);
+            errors.entry(folders.error(record.arrival_ms)).or_default().push(doc);
         }
-        let (owners, rows) = by_hour.entry(hour_folder(record.arrival_ms)).or_default();
+        let (owners, rows) = by_hour.entry(folders.data(record.arrival_ms)).or_default();
         for o in objects {
             owners.push(i);
             rows.push(options.normalize(o));
@@ -99,7 +113,7 @@ pub fn prepare(
                 let record = &records[owners[*row]];
                 let raw = serde_json::to_vec(&objects[*row]).unwrap_or_default();
                 let doc = error_document(record, &raw, message, table, now_ms);
-                errors.entry(error_folder(record.arrival_ms)).or_default().push(doc);
+                errors.entry(folders.error(record.arrival_ms)).or_default().push(doc);
             }
             objects = objects.into_iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, o)| o).collect();
             converted = convert(&schema, &objects, options)?;
@@ -119,6 +133,17 @@ mod tests {
     }
 
     const H7: i64 = 1_795_330_800_000; // 2026-11-22T07:00:00Z
+
+    fn prepare(
+        records: &[Pending],
+        schema: &TableSchema,
+        options: &ConvertOptions,
+        table: &str,
+        now_ms: i64,
+    ) -> Result<Prepared, tarn_lake::Error> {
+        let prefixes = Prefixes::hive();
+        super::prepare(records, schema, options, &Folders { prefixes: &prefixes, random: "r" }, table, now_ms)
+    }
     const H8: i64 = H7 + 3_600_000;
 
     #[test]
@@ -153,7 +178,8 @@ mod tests {
         assert_eq!(docs[0]["rawData"], STANDARD.encode("not json"));
         assert_eq!(docs[0]["dataCatalogTable"]["tableName"], "raw.t");
         assert_eq!(docs[1]["sequenceNumber"], "12");
-        assert_eq!(p.errors.keys().collect::<Vec<_>>(), ["2026/11/22/07", "2026/11/22/08"]);
+        let folders = ["format-conversion-failed/2026/11/22/07", "format-conversion-failed/2026/11/22/08"];
+        assert_eq!(p.errors.keys().collect::<Vec<_>>(), folders);
     }
 
     #[test]

@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 use tarn_convert::{ConvertOptions, TableSchema};
 use tarn_lake::{Compression, Lake, from_iceberg_schema};
 use tarn_metrics::Metrics;
-use tarn_streams::Streams;
 use tarn_streams::model::shard_id;
 use tarn_streams::token::IteratorPosition;
+use tarn_streams::{StartingPosition, Streams};
 
 use crate::cursor::Cursor;
-use crate::prepare::{Pending, prepare};
+use crate::prefix::Prefixes;
+use crate::prepare::{Folders, Pending, prepare};
 
 /// What one segment's delivery does.
 #[derive(Debug, Clone)]
@@ -34,6 +35,12 @@ pub struct DeliverySpec {
     pub interval: Duration,
     pub compression: Compression,
     pub options: ConvertOptions,
+    /// Data and error folders (Firehose prefix expressions).
+    pub prefixes: Prefixes,
+    /// For shards the table has no checkpoint of: start with the first record that arrived at
+    /// or after this time (a KinesisStreamAsSource delivery starts at its creation, as Firehose
+    /// starts at LATEST); `None` starts at the oldest record.
+    pub start_ms: Option<i64>,
     /// The lake: `catalog.db`, `warehouse/`, `errors/`.
     pub lake_dir: PathBuf,
 }
@@ -184,6 +191,21 @@ fn read_available(streams: &Streams, spec: &DeliverySpec, state: &mut State) -> 
     }
     let mut read_any = false;
     for shard in state.cursor.readable(&snapshot.meta.shards) {
+        if let Some(ts) = spec.start_ms
+            && !state.cursor.knows(shard)
+        {
+            match streams.start_position(
+                &spec.stream,
+                &shard_id(shard),
+                StartingPosition::AtTimestamp(ts.min(streams.now())),
+            ) {
+                Ok(p) => state.cursor.advance(shard, p.offset),
+                Err(e) => {
+                    tracing::warn!(error = %e, shard = %shard_id(shard), "delivery cannot find its start");
+                    continue;
+                }
+            }
+        }
         let from = state.cursor.next(shard);
         let position = IteratorPosition {
             stream_name: spec.stream.clone(),
@@ -241,13 +263,14 @@ struct Flushed {
 async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Flushed, String> {
     let started = Instant::now();
     let table_name = format!("{}.{}", spec.layer, spec.name);
-    let prepared =
-        prepare(&state.buffer, &state.schema, &spec.options, &table_name, now_ms).map_err(|e| e.to_string())?;
+    let random = random_string();
+    let folders = Folders { prefixes: &spec.prefixes, random: &random };
+    let prepared = prepare(&state.buffer, &state.schema, &spec.options, &folders, &table_name, now_ms)
+        .map_err(|e| e.to_string())?;
     let prefix = format!("{now_ms}-{:08x}-{}", state.cursor.stream_tag(), state.flushes);
     // Error documents first: a crash before the commit may write them again, never lose them.
     for (folder, docs) in &prepared.errors {
-        let dir = spec.lake_dir.join("errors").join(&spec.layer).join(&spec.name).join("format-conversion-failed");
-        let dir = dir.join(folder);
+        let dir = spec.lake_dir.join("errors").join(&spec.layer).join(&spec.name).join(folder);
         write_error_file(&dir, &format!("{prefix}.json"), docs).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let lake = &state.lake;
@@ -285,4 +308,12 @@ fn write_error_file(dir: &std::path::Path, name: &str, docs: &[serde_json::Value
     f.write_all(&out)?;
     f.sync_data()?;
     std::fs::rename(&tmp, dir.join(name))
+}
+
+/// Firehose's `!{firehose:random-string}`: 11 characters.
+fn random_string() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    format!("{:016x}", h.finish())[..11].to_owned()
 }
