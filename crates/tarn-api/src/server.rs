@@ -22,6 +22,7 @@ use crate::kinesis::subscribe_to_shard::{self, Subscription, Subscriptions};
 use crate::metrics::Metrics;
 use crate::protocol::{Codec, Doc, Obj};
 use crate::sigv4;
+use tarn_segments::Segments;
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -49,11 +50,18 @@ pub struct AppState {
     /// Shared with the parts that run beside the API (delivery), which report into it too.
     pub metrics: Arc<Metrics>,
     pub subscriptions: Subscriptions,
+    /// The data segments, which the Firehose API creates, changes and lists.
+    pub segments: Arc<Segments>,
 }
 
 impl AppState {
-    pub fn new(streams: Arc<Streams>, config: ApiConfig, metrics: Arc<Metrics>) -> Arc<AppState> {
-        Arc::new(AppState { streams, config, metrics, subscriptions: Subscriptions::default() })
+    pub fn new(
+        streams: Arc<Streams>,
+        config: ApiConfig,
+        metrics: Arc<Metrics>,
+        segments: Arc<Segments>,
+    ) -> Arc<AppState> {
+        Arc::new(AppState { streams, config, metrics, subscriptions: Subscriptions::default(), segments })
     }
 }
 

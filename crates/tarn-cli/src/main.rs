@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod segments;
 mod serve;
 
 /// Request buffers are large and short-lived; mimalloc reuses them instead of mapping fresh pages.

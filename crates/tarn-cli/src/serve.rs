@@ -6,12 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tarn_api::{ApiConfig, AppState};
 use tarn_config::Config;
-use tarn_convert::ConvertOptions;
-use tarn_delivery::prefix::Prefixes;
-use tarn_delivery::{Delivery, DeliverySpec};
-use tarn_lake::Compression;
-use tarn_streams::model::StreamMode;
-use tarn_streams::{CreateStream, Streams, StreamsConfig, system_clock};
+use tarn_streams::{Streams, StreamsConfig, system_clock};
 use tracing_subscriber::EnvFilter;
 
 use crate::ServeArgs;
@@ -91,7 +86,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         subscription_lifetime: Duration::from_secs(config.kinesis.subscription_seconds),
     };
     let metrics = Arc::new(tarn_api::metrics::Metrics::default());
-    let state = AppState::new(streams.clone(), api, metrics.clone());
+    let segments = Arc::new(tarn_segments::Segments::open(&config.data_dir)?);
+    for def in crate::segments::declared(&config, &streams)? {
+        segments.declare(def)?;
+    }
+    let state = AppState::new(streams.clone(), api, metrics.clone(), segments.clone());
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -100,7 +99,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // One machine-readable line on stdout, for scripts and tests that ask for port 0.
     println!("tarn listening on {addr}");
 
-    let deliveries = start_segments(&config, &streams, &metrics)?;
+    let runner =
+        Arc::new(crate::segments::DeliveryRunner::new(streams.clone(), metrics.clone(), config.data_dir.join("lake")));
+    segments.run_with(runner.clone());
 
     let retention_every = Duration::from_secs(config.kinesis.retention_check_seconds);
     let retention_streams = streams.clone();
@@ -120,62 +121,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
 
     tarn_api::serve(listener, state, shutdown_signal()).await?;
-    tokio::task::spawn_blocking(move || deliveries.into_iter().for_each(Delivery::stop)).await?;
+    tokio::task::spawn_blocking(move || runner.stop_all()).await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Creates the streams of the declared segments that do not exist yet, and starts their deliveries.
-fn start_segments(
-    config: &Config,
-    streams: &Arc<Streams>,
-    metrics: &Arc<tarn_api::metrics::Metrics>,
-) -> anyhow::Result<Vec<Delivery>> {
-    let mut deliveries = Vec::new();
-    for seg in &config.segments {
-        let stream = format!("{}.{}", seg.layer, seg.name);
-        if streams.snapshot(&stream).is_err() {
-            streams
-                .create_stream(CreateStream {
-                    name: stream.clone(),
-                    shard_count: Some(seg.shards),
-                    mode: StreamMode::Provisioned,
-                    tags: Default::default(),
-                    max_record_size_kib: None,
-                })
-                .with_context(|| format!("cannot create the stream of segment {stream}"))?;
-            if seg.retention_hours != 24 {
-                streams.change_retention(&stream, seg.retention_hours, true)?;
-            }
-            tracing::info!(%stream, shards = seg.shards, "created the stream of a declared segment");
-        }
-        let d = &seg.delivery;
-        let spec = DeliverySpec {
-            layer: seg.layer.clone(),
-            name: seg.name.clone(),
-            stream,
-            size_bytes: (d.size_mib * 1024 * 1024) as usize,
-            interval: Duration::from_secs(d.interval_seconds),
-            compression: match d.compression.as_str() {
-                "zstd" => Compression::Zstd,
-                "gzip" => Compression::Gzip,
-                "none" => Compression::None,
-                _ => Compression::Snappy,
-            },
-            options: ConvertOptions {
-                case_insensitive: d.case_insensitive,
-                dots_to_underscores: d.dots_to_underscores,
-                column_to_key: Default::default(),
-                timestamp_columns: d.timestamp_columns.clone(),
-                rescue_column: (!d.rescue_column.is_empty()).then(|| d.rescue_column.clone()),
-            },
-            prefixes: Prefixes::hive(),
-            start_ms: None,
-            lake_dir: config.data_dir.join("lake"),
-        };
-        deliveries.push(Delivery::start(streams.clone(), metrics.clone(), spec)?);
-    }
-    Ok(deliveries)
 }
 
 async fn shutdown_signal() {

@@ -12,7 +12,6 @@
 //! hour folder and error documents; pure) · `worker` (the loop, its thread, flush and retry).
 
 pub mod cursor;
-pub mod prefix;
 pub mod prepare;
 mod worker;
 

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use tarn_convert::{ConvertOptions, TableSchema, convert, evolve, split_payload};
 use tarn_lake::FileGroup;
 
-use crate::prefix::Prefixes;
+use tarn_segments::prefix::Prefixes;
 
 /// A record read from the stream and not yet delivered.
 #[derive(Debug, Clone)]

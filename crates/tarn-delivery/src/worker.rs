@@ -18,8 +18,8 @@ use tarn_streams::token::IteratorPosition;
 use tarn_streams::{StartingPosition, Streams};
 
 use crate::cursor::Cursor;
-use crate::prefix::Prefixes;
 use crate::prepare::{Folders, Pending, prepare};
+use tarn_segments::prefix::Prefixes;
 
 /// What one segment's delivery does.
 #[derive(Debug, Clone)]

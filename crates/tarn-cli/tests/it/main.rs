@@ -31,7 +31,8 @@ impl TestServer {
             credentials: Some(HashMap::from([(ACCESS_KEY.to_string(), SECRET_KEY.to_string())])),
             ..ApiConfig::default()
         };
-        let state = AppState::new(Arc::new(streams), config, Default::default());
+        let segments = Arc::new(tarn_segments::Segments::open(dir.path()).unwrap());
+        let state = AppState::new(Arc::new(streams), config, Default::default(), segments);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,0 +1,140 @@
+//! Segments in the running server: those declared in `tarn.toml` (their streams created at
+//! start), and the runner that turns every segment of the registry into a delivery thread.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tarn_config::Config;
+use tarn_convert::ConvertOptions;
+use tarn_delivery::{Delivery, DeliverySpec};
+use tarn_lake::Compression;
+use tarn_metrics::Metrics;
+use tarn_segments::{JsonOptions, Runner, SegmentDef, SourceKind};
+use tarn_streams::model::StreamMode;
+use tarn_streams::{CreateStream, Streams};
+
+/// The segments of the config file, creating the streams that do not exist yet.
+pub fn declared(config: &Config, streams: &Streams) -> anyhow::Result<Vec<SegmentDef>> {
+    let mut defs = Vec::new();
+    for seg in &config.segments {
+        let stream = format!("{}.{}", seg.layer, seg.name);
+        if streams.snapshot(&stream).is_err() {
+            streams
+                .create_stream(CreateStream {
+                    name: stream.clone(),
+                    shard_count: Some(seg.shards),
+                    mode: StreamMode::Provisioned,
+                    tags: Default::default(),
+                    max_record_size_kib: None,
+                })
+                .with_context(|| format!("cannot create the stream of segment {stream}"))?;
+            if seg.retention_hours != 24 {
+                streams.change_retention(&stream, seg.retention_hours, true)?;
+            }
+            tracing::info!(%stream, shards = seg.shards, "created the stream of a declared segment");
+        }
+        let d = &seg.delivery;
+        let now = streams.now();
+        defs.push(SegmentDef {
+            name: stream.clone(),
+            layer: seg.layer.clone(),
+            table: seg.name.clone(),
+            source: SourceKind::DirectPut,
+            stream,
+            role_arn: String::new(),
+            bucket_arn: format!("arn:aws:s3:::{}", seg.layer.replace('_', "-")),
+            prefix: None,
+            error_prefix: None,
+            size_mib: d.size_mib,
+            interval_seconds: d.interval_seconds,
+            compression: d.compression.clone(),
+            json: JsonOptions {
+                case_insensitive: d.case_insensitive,
+                dots_to_underscores: d.dots_to_underscores,
+                column_to_key: Default::default(),
+                timestamp_columns: d.timestamp_columns.clone(),
+                rescue_column: d.rescue_column.clone(),
+            },
+            tags: Default::default(),
+            version: 1,
+            created_ms: now,
+            updated_ms: now,
+            declared: true,
+        });
+    }
+    Ok(defs)
+}
+
+/// One delivery thread per segment.
+pub struct DeliveryRunner {
+    streams: Arc<Streams>,
+    metrics: Arc<Metrics>,
+    lake_dir: PathBuf,
+    running: Mutex<BTreeMap<String, Delivery>>,
+}
+
+impl DeliveryRunner {
+    pub fn new(streams: Arc<Streams>, metrics: Arc<Metrics>, lake_dir: PathBuf) -> DeliveryRunner {
+        DeliveryRunner { streams, metrics, lake_dir, running: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Flushes and stops every delivery (at shutdown).
+    pub fn stop_all(&self) {
+        let running = std::mem::take(&mut *self.running.lock().expect("runner lock"));
+        running.into_values().for_each(Delivery::stop);
+    }
+
+    fn spec(&self, def: &SegmentDef) -> Result<DeliverySpec, String> {
+        let prefixes = def.prefixes().map_err(|e| e.0)?;
+        Ok(DeliverySpec {
+            layer: def.layer.clone(),
+            name: def.table.clone(),
+            stream: def.stream.clone(),
+            size_bytes: (def.size_mib * 1024 * 1024) as usize,
+            interval: Duration::from_secs(def.interval_seconds),
+            compression: match def.compression.as_str() {
+                "zstd" => Compression::Zstd,
+                "gzip" => Compression::Gzip,
+                "none" => Compression::None,
+                _ => Compression::Snappy,
+            },
+            options: ConvertOptions {
+                case_insensitive: def.json.case_insensitive,
+                dots_to_underscores: def.json.dots_to_underscores,
+                column_to_key: def.json.column_to_key.clone().into_iter().collect(),
+                timestamp_columns: def.json.timestamp_columns.clone(),
+                rescue_column: (!def.json.rescue_column.is_empty()).then(|| def.json.rescue_column.clone()),
+            },
+            prefixes,
+            start_ms: (def.source == SourceKind::KinesisStreamAsSource).then_some(def.created_ms),
+            lake_dir: self.lake_dir.clone(),
+        })
+    }
+}
+
+impl Runner for DeliveryRunner {
+    fn start(&self, def: &SegmentDef) {
+        let spec = match self.spec(def) {
+            Ok(spec) => spec,
+            Err(e) => return tracing::error!(segment = %def.name, error = %e, "segment cannot be delivered"),
+        };
+        match Delivery::start(self.streams.clone(), self.metrics.clone(), spec) {
+            Ok(d) => {
+                if let Some(old) = self.running.lock().expect("runner lock").insert(def.name.clone(), d) {
+                    old.stop();
+                }
+            }
+            Err(e) => tracing::error!(segment = %def.name, error = %e, "cannot start a delivery thread"),
+        }
+    }
+
+    fn stop(&self, name: &str) {
+        let d = self.running.lock().expect("runner lock").remove(name);
+        if let Some(d) = d {
+            d.stop();
+        }
+    }
+}

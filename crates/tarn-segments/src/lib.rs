@@ -1,0 +1,98 @@
+//! Data segments as the control plane sees them: what a segment is ([`SegmentDef`]: its stream,
+//! its delivery settings and its table), Firehose's prefix expressions ([`prefix`]), and the
+//! registry ([`Segments`]) that persists the segments created through the Firehose API and tells
+//! the runner (the delivery threads, wired by the binary) to start and stop them.
+//!
+//! Free of Arrow and Iceberg, so the API layer can depend on it.
+
+pub mod prefix;
+mod registry;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use registry::{Runner, SegmentError, Segments};
+
+/// Where a segment's records come from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Producers call Firehose's PutRecord/PutRecordBatch (or Kinesis's, on the segment's stream).
+    DirectPut,
+    /// An existing Kinesis stream; delivery starts with what arrives after creation.
+    KinesisStreamAsSource,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::DirectPut => "DirectPut",
+            SourceKind::KinesisStreamAsSource => "KinesisStreamAsSource",
+        }
+    }
+}
+
+/// The OpenX JSON SerDe options of a segment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JsonOptions {
+    pub case_insensitive: bool,
+    pub dots_to_underscores: bool,
+    pub column_to_key: BTreeMap<String, String>,
+    pub timestamp_columns: Vec<String>,
+    /// Empty: values that fit no column send their record to the error output.
+    pub rescue_column: String,
+}
+
+impl Default for JsonOptions {
+    fn default() -> Self {
+        JsonOptions {
+            case_insensitive: true,
+            dots_to_underscores: false,
+            column_to_key: BTreeMap::new(),
+            timestamp_columns: Vec::new(),
+            rescue_column: "_rescued".into(),
+        }
+    }
+}
+
+/// One data segment: a stream, its delivery and its table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SegmentDef {
+    /// The delivery stream's name (`<layer>.<table>` for segments declared in `tarn.toml`).
+    pub name: String,
+    /// The layer: the table's Iceberg namespace.
+    pub layer: String,
+    pub table: String,
+    pub source: SourceKind,
+    /// The stream delivery reads (for DirectPut, the segment's own stream).
+    pub stream: String,
+    /// As given to CreateDeliveryStream; Tarn does not assume roles, it shows them back.
+    pub role_arn: String,
+    pub bucket_arn: String,
+    /// Firehose `Prefix` and `ErrorOutputPrefix` as given (`None`: Tarn's Hive hour folders).
+    pub prefix: Option<String>,
+    pub error_prefix: Option<String>,
+    pub size_mib: u64,
+    pub interval_seconds: u64,
+    /// Parquet compression: snappy, zstd, gzip or none.
+    pub compression: String,
+    pub json: JsonOptions,
+    pub tags: BTreeMap<String, String>,
+    /// Firehose's `VersionId`: 1, then one more at each UpdateDestination.
+    pub version: u64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    /// Declared in `tarn.toml`: not persisted by the registry, not deletable through the API.
+    #[serde(default)]
+    pub declared: bool,
+}
+
+impl SegmentDef {
+    /// The data and error prefixes, checked by Firehose's rules.
+    pub fn prefixes(&self) -> Result<prefix::Prefixes, prefix::PrefixError> {
+        match (&self.prefix, &self.error_prefix) {
+            (None, None) => Ok(prefix::Prefixes::hive()),
+            (p, e) => prefix::Prefixes::new(p.as_deref(), e.as_deref()),
+        }
+    }
+}
