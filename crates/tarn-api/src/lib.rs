@@ -2,11 +2,13 @@
 //!
 //! Request path: `server` (axum: one POST endpoint, `/metrics`, `/health`) → `sigv4` (who
 //! signed it) → `protocol` (JSON 1.1 or CBOR body → [`protocol::Doc`]) → `kinesis::dispatch`
-//! (`X-Amz-Target` → one file per action, reading input through `protocol::input`) →
-//! `tarn-streams` → response `Doc` encoded in the request's protocol. Every failure becomes an
+//! or `firehose::dispatch` (`X-Amz-Target` → one file per action, reading input through
+//! `protocol::input`) → `tarn-streams` / `tarn-segments` → response `Doc` encoded in the
+//! request's protocol. Every failure becomes an
 //! [`ApiError`] and is encoded once, in `server`.
 
 pub mod error;
+pub mod firehose;
 pub mod kinesis;
 pub use tarn_metrics as metrics;
 pub mod protocol;

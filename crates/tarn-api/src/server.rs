@@ -17,11 +17,11 @@ use axum::routing::get;
 use tarn_streams::Streams;
 
 use crate::error::ApiError;
-use crate::kinesis;
 use crate::kinesis::subscribe_to_shard::{self, Subscription, Subscriptions};
 use crate::metrics::Metrics;
 use crate::protocol::{Codec, Doc, Obj};
 use crate::sigv4;
+use crate::{firehose, kinesis};
 use tarn_segments::Segments;
 
 #[derive(Debug, Clone)]
@@ -204,6 +204,7 @@ fn process(state: &AppState, call: Call) -> (String, Result<Outcome, ApiError>, 
     let result = (|| {
         let signing_name = match service {
             kinesis::TARGET_PREFIX if kinesis::is_operation(op) => "kinesis",
+            firehose::TARGET_PREFIX if firehose::is_operation(op) => "firehose",
             _ => return Err(ApiError::unknown_operation(format!("Unknown operation {target}"))),
         };
         if call.method != Method::POST {
@@ -224,6 +225,10 @@ fn process(state: &AppState, call: Call) -> (String, Result<Outcome, ApiError>, 
             sigv4::verify(&request, signing_name, state.streams.now(), |key| credentials.get(key).cloned())?;
         }
         let doc = codec.decode(&call.body)?;
+        if service == firehose::TARGET_PREFIX {
+            let ctx = firehose::Ctx { streams: &state.streams, segments: &state.segments, metrics: &state.metrics };
+            return Ok(Outcome::Body(codec.encode(&firehose::dispatch(&ctx, op, &doc)?)));
+        }
         let ctx = kinesis::Ctx { streams: &state.streams, metrics: &state.metrics };
         if op == kinesis::SUBSCRIBE_TO_SHARD {
             return Ok(Outcome::Subscribe(subscribe_to_shard::start(&ctx, &state.subscriptions, &doc)?));
