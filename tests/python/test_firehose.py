@@ -34,18 +34,17 @@ def rows_of(server, table, want, timeout=60):
 
     lake = os.path.join(server.data_dir, "lake")
     deadline = time.time() + timeout
-    rows = []
+    rows, last_error = [], None
     while time.time() < deadline:
         try:
             catalog = SqlCatalog("tarn", uri=f"sqlite:///{lake}/catalog.db", warehouse=f"file://{lake}/warehouse")
             rows = catalog.load_table(table).scan().to_arrow().to_pylist()
             if len(rows) >= want:
                 return rows
-        except Exception as e:
-            if "NoSuch" not in type(e).__name__:
-                raise
+        except Exception as e:  # no table yet, or the catalog being created by Tarn meanwhile
+            last_error = e
         time.sleep(0.3)
-    raise AssertionError(f"{table}: {len(rows)} rows after {timeout} s, wanted {want}")
+    raise AssertionError(f"{table}: {len(rows)} rows after {timeout} s, wanted {want} ({last_error!r})")
 
 
 def error_code(call):

@@ -58,6 +58,7 @@ pub fn declared(config: &Config, streams: &Streams) -> anyhow::Result<Vec<Segmen
                 timestamp_columns: d.timestamp_columns.clone(),
                 rescue_column: d.rescue_column.clone(),
             },
+            backup_days: d.backup_days,
             tags: Default::default(),
             version: 1,
             created_ms: now,
@@ -110,6 +111,7 @@ impl DeliveryRunner {
             },
             prefixes,
             start_ms: (def.source == SourceKind::KinesisStreamAsSource).then_some(def.created_ms),
+            backup_days: def.backup_days,
             lake_dir: self.lake_dir.clone(),
         })
     }

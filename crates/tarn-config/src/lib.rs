@@ -129,6 +129,8 @@ pub struct DeliveryConfig {
     pub timestamp_columns: Vec<String>,
     /// Column that keeps values which fit no column; empty sends such records to the error output.
     pub rescue_column: String,
+    /// Keep the source records as gzip'd JSON lines under `lake/backup/` for this many days; 0: no backup.
+    pub backup_days: u32,
 }
 
 impl Default for DeliveryConfig {
@@ -141,6 +143,7 @@ impl Default for DeliveryConfig {
             dots_to_underscores: false,
             timestamp_columns: Vec::new(),
             rescue_column: "_rescued".into(),
+            backup_days: 30,
         }
     }
 }

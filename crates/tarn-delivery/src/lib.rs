@@ -11,6 +11,7 @@
 //! Layout: `cursor` (positions, checkpoints, reshard order) · `prepare` (records → batches per
 //! hour folder and error documents; pure) · `worker` (the loop, its thread, flush and retry).
 
+pub mod backup;
 pub mod cursor;
 pub mod prepare;
 mod worker;

@@ -17,6 +17,7 @@ use tarn_streams::model::shard_id;
 use tarn_streams::token::IteratorPosition;
 use tarn_streams::{StartingPosition, Streams};
 
+use crate::backup;
 use crate::cursor::Cursor;
 use crate::prepare::{Folders, Pending, prepare};
 use tarn_segments::prefix::Prefixes;
@@ -41,6 +42,8 @@ pub struct DeliverySpec {
     /// or after this time (a KinesisStreamAsSource delivery starts at its creation, as Firehose
     /// starts at LATEST); `None` starts at the oldest record.
     pub start_ms: Option<i64>,
+    /// Days to keep the raw backup under `lake/backup/<layer>/<name>/`; 0: none.
+    pub backup_days: u32,
     /// The lake: `catalog.db`, `warehouse/`, `errors/`.
     pub lake_dir: PathBuf,
 }
@@ -76,6 +79,11 @@ const IDLE_WAIT: Duration = Duration::from_millis(50);
 const PAGE_RECORDS: usize = 10_000;
 const PAGE_BYTES: usize = 8 * 1024 * 1024;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const BACKUP_EXPIRY_EVERY: Duration = Duration::from_secs(600);
+
+fn backup_root(spec: &DeliverySpec) -> PathBuf {
+    spec.lake_dir.join("backup").join(&spec.layer).join(&spec.name)
+}
 
 struct State {
     lake: Lake,
@@ -114,6 +122,7 @@ fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicB
         "delivery started"
     );
     let mut retry_at: Option<Instant> = None;
+    let mut next_expiry = Instant::now();
     backoff = Duration::from_millis(200);
     loop {
         let stopping = stop.load(Ordering::SeqCst);
@@ -149,6 +158,14 @@ fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicB
                     }
                 }
             }
+        }
+        if spec.backup_days > 0 && Instant::now() >= next_expiry {
+            match backup::expire(&backup_root(spec), streams.now(), spec.backup_days) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(table = %table, files = n, "expired raw backup files"),
+                Err(e) => tracing::warn!(table = %table, error = %e, "raw backup expiry failed"),
+            }
+            next_expiry = Instant::now() + BACKUP_EXPIRY_EVERY;
         }
         let oldest = state.buffer.iter().map(|p| p.arrival_ms).min();
         let lag_ms = oldest.map_or(0, |ms| (streams.now() - ms).max(0));
@@ -272,6 +289,12 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
     for (folder, docs) in &prepared.errors {
         let dir = spec.lake_dir.join("errors").join(&spec.layer).join(&spec.name).join(folder);
         write_error_file(&dir, &format!("{prefix}.json"), docs).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    if spec.backup_days > 0 {
+        let oldest = state.buffer.iter().map(|p| p.arrival_ms).min().unwrap_or(now_ms);
+        let dir = backup_root(spec).join(backup::hour_folder(oldest));
+        backup::write(&dir, &format!("{prefix}.json.gz"), &state.buffer)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let lake = &state.lake;
     let table = lake.table(&spec.layer, &spec.name, &prepared.schema).await.map_err(|e| e.to_string())?;

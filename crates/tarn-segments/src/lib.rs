@@ -77,6 +77,9 @@ pub struct SegmentDef {
     /// Parquet compression: snappy, zstd, gzip or none.
     pub compression: String,
     pub json: JsonOptions,
+    /// Days the raw backup of the source records is kept; 0: no backup.
+    #[serde(default)]
+    pub backup_days: u32,
     pub tags: BTreeMap<String, String>,
     /// Firehose's `VersionId`: 1, then one more at each UpdateDestination.
     pub version: u64,

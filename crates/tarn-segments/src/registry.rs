@@ -194,6 +194,7 @@ mod tests {
             interval_seconds: 60,
             compression: "snappy".into(),
             json: JsonOptions::default(),
+            backup_days: 0,
             tags: BTreeMap::new(),
             version: 1,
             created_ms: 1,

@@ -97,6 +97,7 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
         interval_seconds: 300,
         compression: "snappy".into(),
         json: JsonOptions::default(),
+        backup_days: 0,
         tags: tags.into_iter().collect(),
         version: 1,
         created_ms: now,

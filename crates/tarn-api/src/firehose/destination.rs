@@ -56,7 +56,12 @@ pub struct Destination {
     pub case_insensitive: Option<bool>,
     pub dots_to_underscores: Option<bool>,
     pub column_to_key: Option<Vec<(String, String)>>,
+    /// S3BackupMode: Enabled keeps the raw records (for [`BACKUP_DAYS`]).
+    pub backup: Option<bool>,
 }
+
+/// How long a raw backup switched on through the API is kept (S3's lifecycle is not modelled).
+pub const BACKUP_DAYS: u32 = 30;
 
 /// Reads a destination structure; `create` makes RoleARN and BucketARN required.
 pub fn read(d: &Input<'_, '_>, v: &mut Violations, create: bool) -> Result<Destination, ApiError> {
@@ -66,6 +71,7 @@ pub fn read(d: &Input<'_, '_>, v: &mut Violations, create: bool) -> Result<Desti
         prefix: d.string(v, "Prefix", false, 0, 1024, None)?.map(str::to_owned),
         error_prefix: d.string(v, "ErrorOutputPrefix", false, 0, 1024, None)?.map(str::to_owned),
         compression_format: d.enumeration(v, "CompressionFormat", false, COMPRESSION)?.map(str::to_owned),
+        backup: d.enumeration(v, "S3BackupMode", false, &["Disabled", "Enabled"])?.map(|m| m == "Enabled"),
         ..Destination::default()
     };
     if let Some(hints) = d.structure("BufferingHints")? {
@@ -124,6 +130,13 @@ impl Destination {
             return Err(ApiError::invalid_argument(
                 "CompressionFormat must be UNCOMPRESSED when DataFormatConversionConfiguration is enabled.",
             ));
+        }
+        match self.backup {
+            Some(true) => def.backup_days = BACKUP_DAYS,
+            Some(false) if def.backup_days > 0 => {
+                return Err(ApiError::invalid_argument("S3BackupMode cannot be disabled once it was enabled."));
+            }
+            _ => {}
         }
         if let Some(r) = self.role_arn {
             def.role_arn = r;
@@ -197,7 +210,7 @@ pub fn description(def: &SegmentDef) -> Doc<'static> {
         )
         .put("CompressionFormat", "UNCOMPRESSED")
         .put("EncryptionConfiguration", Obj::new().put("NoEncryptionConfig", "NoEncryption"))
-        .put("S3BackupMode", "Disabled")
+        .put("S3BackupMode", if def.backup_days > 0 { "Enabled" } else { "Disabled" })
         .put("DataFormatConversionConfiguration", conversion);
     Obj::new().put("DestinationId", DESTINATION_ID).put("ExtendedS3DestinationDescription", s3).done()
 }
