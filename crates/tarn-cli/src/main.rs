@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod client;
+mod segment_cmd;
 mod segments;
 mod serve;
 
@@ -12,7 +14,11 @@ mod serve;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "tarn", version, about = "A streaming data lake in one binary, speaking the AWS Kinesis API")]
+#[command(
+    name = "tarn",
+    version,
+    about = "A streaming data lake in one binary, speaking the AWS Kinesis and Firehose APIs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +28,9 @@ struct Cli {
 enum Command {
     /// Run the server: the Kinesis API, /metrics and /health on one port.
     Serve(ServeArgs),
+    /// Create, list, describe and delete data segments on a running server.
+    #[command(subcommand)]
+    Segment(segment_cmd::SegmentCommand),
 }
 
 #[derive(clap::Args)]
@@ -43,5 +52,6 @@ pub struct ServeArgs {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
+        Command::Segment(command) => segment_cmd::run(command),
     }
 }
