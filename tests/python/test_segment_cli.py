@@ -41,3 +41,32 @@ def test_segment_create_list_describe_delete(make_server):
     assert tarn(server, "list").stdout.split() == []
     missing = tarn(server, "describe", "raw.events", check=False)
     assert "ResourceNotFoundException" in missing.stderr
+
+
+def generate(server, *args):
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+    out = subprocess.run([BINARY, "generate", *args, "--endpoint", server.endpoint], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_generate_fills_a_delivery_stream_and_a_stream(make_server):
+    from conftest import read_shard
+
+    server = make_server()
+    tarn(server, "create", "raw.vehicles", "--interval-seconds", "1")
+    out = generate(server, "vehicles", "--delivery-stream", "raw.vehicles", "--count", "1200", "--rate", "20000")
+    assert "1200 records sent, 0 refused" in out.stderr
+    rows = rows_of(server, "raw.vehicles", 1200)
+    assert len(rows) == 1200
+    first = rows[0]
+    assert first["eventtime"].tzinfo is not None, "ISO-8601 event times become timestamps"
+    assert set(first["status"]) == {"engine", "fuel", "doors"} and set(first["gps"]) == {"lat", "lon", "alt"}
+
+    kinesis = server.client()
+    kinesis.create_stream(StreamName="clicks", ShardCount=1)
+    generate(server, "clicks", "--stream", "clicks", "--count", "300", "--rate", "10000", "--batch", "100")
+    records, _ = read_shard(kinesis, "clicks", "shardId-000000000000")
+    assert len(records) == 300
+    click = json.loads(records[0]["Data"])
+    assert {"SessionId", "Page", "Timestamp"} <= set(click)

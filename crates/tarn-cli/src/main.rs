@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 mod client;
+mod generate;
 mod segment_cmd;
 mod segments;
 mod serve;
@@ -31,6 +32,8 @@ enum Command {
     /// Create, list, describe and delete data segments on a running server.
     #[command(subcommand)]
     Segment(segment_cmd::SegmentCommand),
+    /// Produce realistic test records (vehicles, persons, clicks) at a given rate.
+    Generate(generate::GenerateArgs),
 }
 
 #[derive(clap::Args)]
@@ -53,5 +56,6 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
         Command::Segment(command) => segment_cmd::run(command),
+        Command::Generate(args) => generate::run(args),
     }
 }
