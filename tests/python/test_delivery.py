@@ -88,6 +88,12 @@ def test_records_become_rows_with_evolving_schema_and_errors_in_the_error_output
     assert by_id["V00007"]["driver"] is None and by_id["V00007"]["status"] == {"fuel": 3.5, "engineon": False, "temp": None}
     assert by_id["V00007"]["eventtime"].isoformat() == "2026-11-22T07:07:00+00:00"
 
+    # DuckDB's Iceberg reader sees the same rows, old files included after the struct evolved.
+    metadata = table.metadata_location.removeprefix("file://")
+    assert duckdb_with_iceberg().execute(
+        f"select count(*), count(status.temp), count(driver) from iceberg_scan('{metadata}')"
+    ).fetchone() == (301, 1, 1)
+
     # The checkpoint names the last delivered record of each shard.
     checkpoint = json.loads(table.current_snapshot().summary["tarn.checkpoint"])
     shards = {r["ShardId"]: int(r["SequenceNumber"]) for r in out["Records"]}
@@ -116,20 +122,38 @@ def test_records_become_rows_with_evolving_schema_and_errors_in_the_error_output
     assert sorted(lines) == sorted(r["Data"].rstrip(b"\n") for r in records)
 
 
-def test_duckdb_reads_the_hive_folders(make_server, tmp_path):
+def duckdb_with_iceberg():
+    """DuckDB with its Iceberg and Avro extensions loaded from their pip packages (no download)."""
     import duckdb
+    import duckdb_extension_avro
+    import duckdb_extension_iceberg
 
+    con = duckdb.connect()
+    for package, name in ((duckdb_extension_avro, "avro"), (duckdb_extension_iceberg, "iceberg")):
+        path = glob.glob(os.path.join(os.path.dirname(package.__file__), "extensions", "*", f"{name}.duckdb_extension"))[0]
+        con.execute(f"load '{path}'")
+    return con
+
+
+def test_duckdb_reads_the_hive_folders_and_the_iceberg_table(make_server, tmp_path):
     server = start(make_server, tmp_path)
     kinesis = server.client()
     kinesis.put_records(StreamName="raw.vehicles", Records=[{"Data": vehicle(i), "PartitionKey": f"v{i}"} for i in range(50)])
-    table_rows(server, lambda rows: len(rows) >= 50)
+    kinesis.put_records(StreamName="raw.vehicles", Records=[{"Data": vehicle(i), "PartitionKey": f"v{i}"} for i in range(50, 80)])
+    table, _ = table_rows(server, lambda rows: len(rows) >= 80)
+    con = duckdb_with_iceberg()
+    metadata = table.metadata_location.removeprefix("file://")
+    count, ids, fuel = con.execute(
+        f"select count(*), count(distinct vehicleid), sum(status.fuel) from iceberg_scan('{metadata}')"
+    ).fetchone()
+    assert (count, ids) == (80, 80)
+    assert fuel == sum((i % 100) / 2 for i in range(80))
     pattern = os.path.join(server.data_dir, "lake", "warehouse", "raw", "vehicles", "data", "*", "*", "*", "*", "*.parquet")
-    con = duckdb.connect()
     count, speed_sum, years = con.execute(
         f"select count(*), sum(speed), list(distinct year) from read_parquet('{pattern}', hive_partitioning = true)"
     ).fetchone()
-    assert count == 50
-    assert speed_sum == sum(i % 130 for i in range(50))
+    assert count == 80
+    assert speed_sum == sum(i % 130 for i in range(80))
     assert years == [time.gmtime().tm_year]
 
 
