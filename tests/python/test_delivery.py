@@ -192,3 +192,31 @@ def test_kill_9_during_ingest_and_delivery_keeps_every_record_exactly_once(make_
     assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} rows delivered twice"
     # Records written but not acknowledged before a kill may be there too; nothing else may.
     assert all(i.startswith("W") for i in ids)
+
+
+def test_storage_outage_is_retried_without_loss_and_shows_in_metrics(make_server, tmp_path):
+    import urllib.request
+
+    server = start(make_server, tmp_path)
+    kinesis = server.client()
+    kinesis.put_records(StreamName="raw.vehicles", Records=[{"Data": vehicle(i), "PartitionKey": f"v{i}"} for i in range(10)])
+    table_rows(server, lambda rows: len(rows) >= 10)
+    # Make the table's data folder unusable: a file where the folder must be.
+    data = os.path.join(server.data_dir, "lake", "warehouse", "raw", "vehicles", "data")
+    os.rename(data, data + ".away")
+    open(data, "w").close()
+    kinesis.put_records(StreamName="raw.vehicles", Records=[{"Data": vehicle(i), "PartitionKey": f"v{i}"} for i in range(10, 30)])
+
+    def metric(name):
+        text = urllib.request.urlopen(server.endpoint + "/metrics").read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{") and 'table="raw.vehicles"' in line)
+
+    deadline = time.time() + 30
+    while metric("tarn_delivery_failed_flushes_total") < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert metric("tarn_delivery_failed_flushes_total") >= 2, "the flush is retried"
+    assert metric("tarn_delivery_lag_milliseconds") > 0, "the lag shows while records wait"
+    os.remove(data)
+    os.rename(data + ".away", data)
+    _, rows = table_rows(server, lambda rows: len(rows) >= 30)
+    assert sorted(r["vehicleid"] for r in rows) == sorted(f"V{i:05d}" for i in range(30))
