@@ -205,7 +205,8 @@ def test_storage_outage_is_retried_without_loss_and_shows_in_metrics(make_server
     data = os.path.join(server.data_dir, "lake", "warehouse", "raw", "vehicles", "data")
     os.rename(data, data + ".away")
     open(data, "w").close()
-    kinesis.put_records(StreamName="raw.vehicles", Records=[{"Data": vehicle(i), "PartitionKey": f"v{i}"} for i in range(10, 30)])
+    # These records bring a new column while storage is down: retries must not forget it.
+    kinesis.put_records(StreamName="raw.vehicles", Records=[{"Data": vehicle(i, Extra=i), "PartitionKey": f"v{i}"} for i in range(10, 30)])
 
     def metric(name):
         text = urllib.request.urlopen(server.endpoint + "/metrics").read().decode()
@@ -220,3 +221,4 @@ def test_storage_outage_is_retried_without_loss_and_shows_in_metrics(make_server
     os.rename(data + ".away", data)
     _, rows = table_rows(server, lambda rows: len(rows) >= 30)
     assert sorted(r["vehicleid"] for r in rows) == sorted(f"V{i:05d}" for i in range(30))
+    assert sorted(r["extra"] for r in rows if r["extra"] is not None) == list(range(10, 30))

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use tarn_convert::{ConvertOptions, TableSchema, convert, evolve, split_payload};
+use tarn_convert::{ConvertOptions, Shapes, TableSchema, convert, split_payload};
 
 /// The allocator the server runs with.
 #[global_allocator]
@@ -37,6 +37,7 @@ fn main() {
     let bytes: usize = payloads.iter().flatten().map(Vec::len).sum();
     let options = ConvertOptions::default();
     let mut schema = TableSchema::default();
+    let mut shapes = Shapes::default();
     let mut rows_out = 0;
     let started = Instant::now();
     for batch in &payloads {
@@ -46,7 +47,7 @@ fn main() {
             assert!(errors.is_empty());
             rows.extend(objects.into_iter().map(|o| options.normalize(o)));
         }
-        let (evolved, _) = evolve(&schema, &rows, &options);
+        let (evolved, _) = shapes.evolve(&schema, &rows, &options);
         schema = evolved;
         let converted = convert(&schema, &rows, &options).expect("converts");
         rows_out += converted.batch.num_rows();

@@ -131,16 +131,21 @@ fn build(ty: &ColumnType, cells: &[Cell<'_>], path: &str, rescue: &mut Rescue) -
                     }
                 }
             }
+            // One pass over each object's entries hands values to the children, matched by a
+            // linear scan of the few child names (cheaper than a hashed lookup per child).
+            let mut child_cells: Vec<Vec<Cell<'_>>> =
+                children.iter().map(|_| cells.iter().map(|&(row, _)| (row, None)).collect()).collect();
+            for (i, o) in objects.iter().enumerate() {
+                for (key, value) in o.iter().flat_map(|o| o.iter()) {
+                    if let Some(c) = children.iter().position(|c| c.name == *key) {
+                        child_cells[c][i].1 = Some(value);
+                    }
+                }
+            }
             let arrays = children
                 .iter()
-                .map(|c| {
-                    let child: Vec<Cell<'_>> = cells
-                        .iter()
-                        .zip(&objects)
-                        .map(|(&(row, _), o)| (row, o.and_then(|o| o.get(&c.name))))
-                        .collect();
-                    build(&c.ty, &child, &format!("{path}.{}", c.name), rescue)
-                })
+                .zip(&child_cells)
+                .map(|(c, child)| build(&c.ty, child, &format!("{path}.{}", c.name), rescue))
                 .collect::<Result<Vec<_>, _>>()?;
             let fields: Vec<Field> = children.iter().map(|c| Field::new(&c.name, c.ty.to_arrow(), true)).collect();
             Arc::new(StructArray::try_new(fields.into(), arrays, Some(NullBuffer::from(valid)))?)

@@ -2,7 +2,7 @@
 //! Existing columns never change type; structs gain fields; new columns are typed by the policy
 //! in the crate documentation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -124,10 +124,18 @@ pub fn evolve(
     rows: &[Map<String, Value>],
     options: &ConvertOptions,
 ) -> (TableSchema, Vec<String>) {
+    let objects: Vec<&Map<String, Value>> = rows.iter().collect();
+    evolve_refs(schema, &objects, options)
+}
+
+fn evolve_refs(
+    schema: &TableSchema,
+    objects: &[&Map<String, Value>],
+    options: &ConvertOptions,
+) -> (TableSchema, Vec<String>) {
     let mut columns = schema.columns.clone();
     let mut added = Vec::new();
-    let objects: Vec<&Map<String, Value>> = rows.iter().collect();
-    add_new_columns(&mut columns, &objects, &mut added, "", options, true);
+    add_new_columns(&mut columns, objects, &mut added, "", options, true);
     if let Some(rescue) = &options.rescue_column
         && !columns.iter().any(|c| &c.name == rescue)
     {
@@ -135,6 +143,98 @@ pub fn evolve(
         added.push(rescue.clone());
     }
     (TableSchema { columns }, added)
+}
+
+/// The row shapes (paths of non-null values, with the nesting of objects and lists) already
+/// folded into a schema by [`Shapes::evolve`]. Columns never change once created, so a row whose
+/// shape an earlier call saw adds nothing and is not looked at again: evolving costs a hash per
+/// row instead of a walk through the schema. Rows of shapes new to a call are all evolved
+/// together, so types are inferred exactly as [`evolve`] does.
+#[derive(Debug, Default, Clone)]
+pub struct Shapes {
+    known: HashSet<u128>,
+}
+
+impl Shapes {
+    /// [`evolve`], skipping rows whose shape an earlier call already folded into `schema`'s
+    /// lineage. Use one `Shapes` per table, with schemas that only grow.
+    pub fn evolve(
+        &mut self,
+        schema: &TableSchema,
+        rows: &[Map<String, Value>],
+        options: &ConvertOptions,
+    ) -> (TableSchema, Vec<String>) {
+        let mut fresh_shapes = HashSet::new();
+        let fresh: Vec<&Map<String, Value>> = rows
+            .iter()
+            .filter(|row| {
+                let shape = shape_of(row);
+                !self.known.contains(&shape) && {
+                    fresh_shapes.insert(shape);
+                    true
+                }
+            })
+            .collect();
+        let out = evolve_refs(schema, &fresh, options);
+        self.known.extend(fresh_shapes);
+        out
+    }
+}
+
+/// Two independent 64-bit FNV-1a hashes of a row's shape, so that distinct shapes collide with
+/// negligible probability.
+struct ShapeHasher(u64, u64);
+
+impl ShapeHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            self.1 = (self.1 ^ u64::from(b)).wrapping_mul(0x0000_0001_0000_0193 | (1 << 40));
+        }
+    }
+
+    fn value(&mut self, v: &Value) {
+        match v {
+            Value::Object(o) => {
+                self.write(b"{");
+                for (k, v) in o {
+                    if !v.is_null() {
+                        self.write(k.as_bytes());
+                        self.write(b":");
+                        self.value(v);
+                    }
+                }
+                self.write(b"}");
+            }
+            Value::Array(items) => {
+                self.write(b"[");
+                let mut previous: Option<u128> = None;
+                for item in items.iter().filter(|i| !i.is_null()) {
+                    let mut h = ShapeHasher(0xcbf2_9ce4_8422_2325, 0x8422_2325_cbf2_9ce4);
+                    h.value(item);
+                    let item_shape = (u128::from(h.0) << 64) | u128::from(h.1);
+                    if previous != Some(item_shape) {
+                        self.write(&item_shape.to_le_bytes());
+                        previous = Some(item_shape);
+                    }
+                }
+                self.write(b"]");
+            }
+            _ => self.write(b"."),
+        }
+    }
+}
+
+fn shape_of(row: &Map<String, Value>) -> u128 {
+    let mut h = ShapeHasher(0xcbf2_9ce4_8422_2325, 0x8422_2325_cbf2_9ce4);
+    for (k, v) in row {
+        if !v.is_null() {
+            h.write(k.as_bytes());
+            h.write(b":");
+            h.value(v);
+        }
+    }
+    (u128::from(h.0) << 64) | u128::from(h.1)
 }
 
 #[cfg(test)]
@@ -164,6 +264,37 @@ mod tests {
             ColumnType::Struct(vec![Column::new("lat", ColumnType::Double), Column::new("lon", ColumnType::Long)])
         );
         assert_eq!(s.column("tags").unwrap().ty, ColumnType::List(Box::new(ColumnType::String)));
+    }
+
+    #[test]
+    fn shapes_evolve_exactly_like_evolve_and_skip_known_rows() {
+        let batches = [
+            json!([{"id": 1, "tags": [], "gps": {"lat": null}}, {"id": 2}]),
+            // Same shapes as before, and new ones: a first non-empty list, a nested field, a
+            // value in a field that was only null, mixed types in a new column.
+            json!([{"id": 3, "tags": []}, {"id": 4, "tags": ["x"]}, {"id": 5, "gps": {"lat": 1.5}},
+                   {"id": 6, "n": 1}, {"id": 7, "n": 2.5}]),
+            json!([{"id": 8, "tags": ["y", "z"], "gps": {"lat": 2.0, "alt": 3}}, {"id": 9, "n": 4}]),
+            json!([{"id": 10, "list": [{"a": 1}, {"a": 2}, {"a": 3, "b": true}]}]),
+        ];
+        let options = ConvertOptions::default();
+        let (mut plain, mut shaped) = (TableSchema::default(), TableSchema::default());
+        let mut shapes = Shapes::default();
+        for batch in batches {
+            let r = rows(batch);
+            let (p, p_added) = evolve(&plain, &r, &options);
+            let (q, q_added) = shapes.evolve(&shaped, &r, &options);
+            assert_eq!((&p, &p_added), (&q, &q_added));
+            (plain, shaped) = (p, q);
+        }
+        assert_eq!(plain.column("n").unwrap().ty, ColumnType::Double);
+        // {"id", "n"} rows share one shape whatever their values: eight shapes in all.
+        assert_eq!(shapes.known.len(), 8);
+        // Rows seen before are not evolved again: an unchanged schema comes back.
+        let again = rows(json!([{"id": 11, "tags": ["q"]}, {"id": 12, "n": 7}]));
+        let (same, added) = shapes.evolve(&shaped, &again, &options);
+        assert!(added.is_empty());
+        assert_eq!(same, shaped);
     }
 
     #[test]

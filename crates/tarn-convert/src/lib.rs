@@ -37,7 +37,7 @@ pub mod split;
 pub mod time;
 
 pub use convert::{Converted, convert};
-pub use infer::evolve;
+pub use infer::{Shapes, evolve};
 pub use keys::ConvertOptions;
 pub use schema::{Column, ColumnType, TableSchema};
 pub use split::{SplitError, split_payload};

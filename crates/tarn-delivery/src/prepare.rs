@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use tarn_convert::{ConvertOptions, TableSchema, convert, evolve, split_payload};
+use tarn_convert::{ConvertOptions, Shapes, TableSchema, convert, split_payload};
 use tarn_lake::FileGroup;
 
 use tarn_segments::prefix::Prefixes;
@@ -78,6 +78,7 @@ type HourRows = (Vec<usize>, Vec<Map<String, Value>>);
 pub fn prepare(
     records: &[Pending],
     schema: &TableSchema,
+    shapes: &mut Shapes,
     options: &ConvertOptions,
     folders: &Folders<'_>,
     table: &str,
@@ -99,7 +100,7 @@ pub fn prepare(
     }
     let mut schema = schema.clone();
     for (_, objects) in by_hour.values() {
-        schema = evolve(&schema, objects, options).0;
+        schema = shapes.evolve(&schema, objects, options).0;
     }
     let mut groups = Vec::new();
     let mut total = 0;
@@ -142,7 +143,8 @@ mod tests {
         now_ms: i64,
     ) -> Result<Prepared, tarn_lake::Error> {
         let prefixes = Prefixes::hive();
-        super::prepare(records, schema, options, &Folders { prefixes: &prefixes, random: "r" }, table, now_ms)
+        let folders = Folders { prefixes: &prefixes, random: "r" };
+        super::prepare(records, schema, &mut Shapes::default(), options, &folders, table, now_ms)
     }
     const H8: i64 = H7 + 3_600_000;
 

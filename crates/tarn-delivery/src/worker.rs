@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tarn_convert::{ConvertOptions, TableSchema};
+use tarn_convert::{ConvertOptions, Shapes, TableSchema};
 use tarn_lake::{Compression, Lake, from_iceberg_schema};
 use tarn_metrics::Metrics;
 use tarn_streams::model::shard_id;
@@ -88,6 +88,8 @@ fn backup_root(spec: &DeliverySpec) -> PathBuf {
 struct State {
     lake: Lake,
     schema: TableSchema,
+    /// Row shapes already folded into `schema`.
+    shapes: Shapes,
     /// Positions up to what is buffered; committed with the next flush.
     cursor: Cursor,
     buffer: Vec<Pending>,
@@ -193,7 +195,16 @@ async fn open(streams: &Streams, spec: &DeliverySpec) -> Result<State, String> {
         }
         None => (TableSchema::default(), Cursor::new(snapshot.meta.tag)),
     };
-    Ok(State { lake, schema, cursor, buffer: Vec::new(), buffered_bytes: 0, first_buffered: None, flushes: 0 })
+    Ok(State {
+        lake,
+        schema,
+        shapes: Shapes::default(),
+        cursor,
+        buffer: Vec::new(),
+        buffered_bytes: 0,
+        first_buffered: None,
+        flushes: 0,
+    })
 }
 
 /// Reads what the readable shards have, until the buffer is full. Returns whether anything came.
@@ -282,7 +293,9 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
     let table_name = format!("{}.{}", spec.layer, spec.name);
     let random = random_string();
     let folders = Folders { prefixes: &spec.prefixes, random: &random };
-    let prepared = prepare(&state.buffer, &state.schema, &spec.options, &folders, &table_name, now_ms)
+    // Shapes are kept only if the flush commits: a retry must evolve the same rows again.
+    let mut shapes = state.shapes.clone();
+    let prepared = prepare(&state.buffer, &state.schema, &mut shapes, &spec.options, &folders, &table_name, now_ms)
         .map_err(|e| e.to_string())?;
     let prefix = format!("{now_ms}-{:08x}-{}", state.cursor.stream_tag(), state.flushes);
     // Error documents first: a crash before the commit may write them again, never lose them.
@@ -312,6 +325,7 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
         "delivered"
     );
     state.schema = prepared.schema;
+    state.shapes = shapes;
     state.buffer.clear();
     state.buffered_bytes = 0;
     state.first_buffered = None;
