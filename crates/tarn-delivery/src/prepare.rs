@@ -72,7 +72,14 @@ pub fn error_document(record: &Pending, raw: &[u8], message: &str, table: &str, 
 /// The objects of one hour folder, and the index of the record each came from.
 type HourRows = (Vec<usize>, Vec<Map<String, Value>>);
 
-/// Splits, normalizes, evolves the schema with and converts `records`, grouped by data folder.
+/// Records converted together. Small enough that the per-row maps of one chunk reuse the memory
+/// of the last instead of faulting in fresh pages (a profile of 64 MiB flushes converted at once
+/// spent a fifth of its time zeroing new pages).
+const CHUNK_RECORDS: usize = 8192;
+
+/// Splits, normalizes, evolves the schema with and converts `records`, grouped by data folder,
+/// chunk by chunk: a folder gets one batch per chunk, and the batches of early chunks lack the
+/// columns later ones added (the lake fills them with nulls when it writes them).
 /// A payload part that is not a JSON object, and (without a rescue column) a value that fits no
 /// column, becomes an error document; the rest of the records are delivered.
 pub fn prepare(
@@ -84,45 +91,54 @@ pub fn prepare(
     table: &str,
     now_ms: i64,
 ) -> Result<Prepared, tarn_lake::Error> {
-    let mut by_hour: BTreeMap<String, HourRows> = BTreeMap::new();
-    let mut errors: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for (i, record) in records.iter().enumerate() {
-        let (objects, failures) = split_payload(&record.data);
-        for failure in failures {
-            let doc = error_document(record, &failure.raw, &failure.message, table, now_ms);
-            errors.entry(folders.error(record.arrival_ms)).or_default().push(doc);
-        }
-        let (owners, rows) = by_hour.entry(folders.data(record.arrival_ms)).or_default();
-        for o in objects {
-            owners.push(i);
-            rows.push(options.normalize(o));
-        }
-    }
     let mut schema = schema.clone();
-    for (_, objects) in by_hour.values() {
-        schema = shapes.evolve(&schema, objects, options).0;
-    }
-    let mut groups = Vec::new();
+    let mut groups: BTreeMap<String, FileGroup> = BTreeMap::new();
+    let mut errors: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut total = 0;
-    for (folder, (owners, mut objects)) in by_hour {
-        let mut converted = convert(&schema, &objects, options)?;
-        if options.rescue_column.is_none() && !converted.conflicts.is_empty() {
-            // Without a rescue column, rows with a value that fits no column go to the error output.
-            let mut bad: Vec<usize> = converted.conflicts.iter().map(|(row, _)| *row).collect();
-            bad.dedup();
-            for (row, message) in &converted.conflicts {
-                let record = &records[owners[*row]];
-                let raw = serde_json::to_vec(&objects[*row]).unwrap_or_default();
-                let doc = error_document(record, &raw, message, table, now_ms);
+    for chunk in records.chunks(CHUNK_RECORDS) {
+        let mut by_folder: BTreeMap<String, HourRows> = BTreeMap::new();
+        for (i, record) in chunk.iter().enumerate() {
+            let (objects, failures) = split_payload(&record.data);
+            for failure in failures {
+                let doc = error_document(record, &failure.raw, &failure.message, table, now_ms);
                 errors.entry(folders.error(record.arrival_ms)).or_default().push(doc);
             }
-            objects = objects.into_iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, o)| o).collect();
-            converted = convert(&schema, &objects, options)?;
+            let (owners, rows) = by_folder.entry(folders.data(record.arrival_ms)).or_default();
+            for o in objects {
+                owners.push(i);
+                rows.push(options.normalize(o));
+            }
         }
-        total += converted.batch.num_rows();
-        groups.push(FileGroup { folder, batches: vec![converted.batch] });
+        for (_, objects) in by_folder.values() {
+            schema = shapes.evolve(&schema, objects, options).0;
+        }
+        for (folder, (owners, mut objects)) in by_folder {
+            let mut converted = convert(&schema, &objects, options)?;
+            if options.rescue_column.is_none() && !converted.conflicts.is_empty() {
+                // Without a rescue column, rows with a value that fits no column go to the error output.
+                let mut bad: Vec<usize> = converted.conflicts.iter().map(|(row, _)| *row).collect();
+                bad.sort_unstable();
+                bad.dedup();
+                for (row, message) in &converted.conflicts {
+                    let record = &chunk[owners[*row]];
+                    let raw = serde_json::to_vec(&objects[*row]).unwrap_or_default();
+                    let doc = error_document(record, &raw, message, table, now_ms);
+                    errors.entry(folders.error(record.arrival_ms)).or_default().push(doc);
+                }
+                objects = objects
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| bad.binary_search(i).is_err())
+                    .map(|(_, o)| o)
+                    .collect();
+                converted = convert(&schema, &objects, options)?;
+            }
+            total += converted.batch.num_rows();
+            let group = groups.entry(folder.clone()).or_insert_with(|| FileGroup { folder, batches: Vec::new() });
+            group.batches.push(converted.batch);
+        }
     }
-    Ok(Prepared { schema, groups, rows: total, errors })
+    Ok(Prepared { schema, groups: groups.into_values().collect(), rows: total, errors })
 }
 
 #[cfg(test)]
@@ -195,5 +211,28 @@ mod tests {
         assert_eq!(docs.len(), 1);
         assert_eq!(docs[0]["sequenceNumber"], "3");
         assert_eq!(docs[0]["rawData"], STANDARD.encode(r#"{"n":"x"}"#));
+    }
+
+    #[test]
+    fn large_flushes_are_converted_in_chunks_that_all_reach_the_table_schema() {
+        // A field that first appears in the second chunk: the first chunk's batch lacks it.
+        let n = CHUNK_RECORDS as u64 + 10;
+        let records: Vec<Pending> = (0..n)
+            .map(|i| {
+                let json = if i < CHUNK_RECORDS as u64 {
+                    format!(r#"{{"Id":{i}}}"#)
+                } else {
+                    format!(r#"{{"Id":{i},"Late":true}}"#)
+                };
+                pending(i, H7, &json)
+            })
+            .collect();
+        let p = prepare(&records, &TableSchema::default(), &ConvertOptions::default(), "t", 0).unwrap();
+        assert_eq!(p.rows, n as usize);
+        assert_eq!(p.groups.len(), 1);
+        let batches = &p.groups[0].batches;
+        assert_eq!(batches.len(), 2);
+        assert!(batches[0].column_by_name("late").is_none() && batches[1].column_by_name("late").is_some());
+        assert!(p.schema.column("late").is_some());
     }
 }
