@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use tarn_convert::{ConvertOptions, Shapes, TableSchema, convert, split_payload};
+use tarn_convert::{ConvertOptions, Shapes, TableSchema, convert};
 
 /// The allocator the server runs with.
 #[global_allocator]
@@ -43,9 +43,9 @@ fn main() {
     for batch in &payloads {
         let mut rows = Vec::with_capacity(batch.len());
         for payload in batch {
-            let (objects, errors) = split_payload(payload);
+            let (objects, errors) = options.parse_objects(payload);
             assert!(errors.is_empty());
-            rows.extend(objects.into_iter().map(|o| options.normalize(o)));
+            rows.extend(objects);
         }
         let (evolved, _) = shapes.evolve(&schema, &rows, &options);
         schema = evolved;

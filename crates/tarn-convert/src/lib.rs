@@ -32,6 +32,7 @@
 pub mod convert;
 pub mod infer;
 pub mod keys;
+pub mod parse;
 pub mod schema;
 pub mod split;
 pub mod time;

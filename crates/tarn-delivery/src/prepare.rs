@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use tarn_convert::{ConvertOptions, Shapes, TableSchema, convert, split_payload};
+use tarn_convert::{ConvertOptions, Shapes, TableSchema, convert};
 use tarn_lake::FileGroup;
 
 use tarn_segments::prefix::Prefixes;
@@ -98,16 +98,14 @@ pub fn prepare(
     for chunk in records.chunks(CHUNK_RECORDS) {
         let mut by_folder: BTreeMap<String, HourRows> = BTreeMap::new();
         for (i, record) in chunk.iter().enumerate() {
-            let (objects, failures) = split_payload(&record.data);
+            let (objects, failures) = options.parse_objects(&record.data);
             for failure in failures {
                 let doc = error_document(record, &failure.raw, &failure.message, table, now_ms);
                 errors.entry(folders.error(record.arrival_ms)).or_default().push(doc);
             }
             let (owners, rows) = by_folder.entry(folders.data(record.arrival_ms)).or_default();
-            for o in objects {
-                owners.push(i);
-                rows.push(options.normalize(o));
-            }
+            owners.extend(std::iter::repeat_n(i, objects.len()));
+            rows.extend(objects);
         }
         for (_, objects) in by_folder.values() {
             schema = shapes.evolve(&schema, objects, options).0;
