@@ -222,3 +222,32 @@ def test_storage_outage_is_retried_without_loss_and_shows_in_metrics(make_server
     _, rows = table_rows(server, lambda rows: len(rows) >= 30)
     assert sorted(r["vehicleid"] for r in rows) == sorted(f"V{i:05d}" for i in range(30))
     assert sorted(r["extra"] for r in rows if r["extra"] is not None) == list(range(10, 30))
+
+
+def test_compaction_rewrites_small_files_and_readers_see_each_row_once(make_server, tmp_path):
+    config = tmp_path / "tarn.toml"
+    config.write_text(SEGMENT.format(interval=1) + "compact_min_files = 3\n")
+    server = make_server(args=("--config", str(config)))
+    kinesis = server.client()
+    for round_ in range(7):
+        kinesis.put_records(StreamName="raw.vehicles", Records=[{"Data": vehicle(round_ * 10 + i), "PartitionKey": f"v{i}"} for i in range(10)])
+        table_rows(server, lambda rows, n=(round_ + 1) * 10: len(rows) >= n)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        table = catalog_of(server).load_table("raw.vehicles")
+        if any(s.summary.operation.value == "replace" for s in table.snapshots()):
+            break
+        time.sleep(0.3)
+    snapshots = sorted(table.snapshots(), key=lambda s: s.sequence_number)
+    replaces = [s for s in snapshots if s.summary.operation.value == "replace"]
+    assert replaces, [s.summary.operation for s in snapshots]
+    # The checkpoint rides along unchanged: compaction moves rows between files, not positions.
+    parent = next(s for s in snapshots if s.snapshot_id == replaces[0].parent_snapshot_id)
+    assert replaces[0].summary["tarn.checkpoint"] == parent.summary["tarn.checkpoint"]
+    # Each row once, for pyiceberg and for DuckDB's Iceberg reader.
+    _, rows = table_rows(server, lambda rows: len(rows) >= 70)
+    assert sorted(r["vehicleid"] for r in rows) == sorted(f"V{i:05d}" for i in range(70))
+    metadata = table.metadata_location.removeprefix("file://")
+    assert duckdb_with_iceberg().execute(f"select count(*), count(distinct vehicleid) from iceberg_scan('{metadata}')").fetchone() == (70, 70)
+    live = [task.file.file_path for task in table.scan().plan_files()]
+    assert len(live) < 7, f"{len(live)} files after compaction"

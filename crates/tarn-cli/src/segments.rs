@@ -10,7 +10,7 @@ use anyhow::Context;
 use tarn_config::Config;
 use tarn_convert::ConvertOptions;
 use tarn_delivery::{Delivery, DeliverySpec};
-use tarn_lake::Compression;
+use tarn_lake::{CompactionPolicy, Compression};
 use tarn_metrics::Metrics;
 use tarn_segments::{JsonOptions, Runner, SegmentDef, SourceKind};
 use tarn_streams::model::StreamMode;
@@ -59,6 +59,8 @@ pub fn declared(config: &Config, streams: &Streams) -> anyhow::Result<Vec<Segmen
                 rescue_column: d.rescue_column.clone(),
             },
             backup_days: d.backup_days,
+            compact_min_files: d.compact_min_files,
+            compact_small_mib: d.compact_small_mib,
             tags: Default::default(),
             version: 1,
             created_ms: now,
@@ -112,6 +114,16 @@ impl DeliveryRunner {
             prefixes,
             start_ms: (def.source == SourceKind::KinesisStreamAsSource).then_some(def.created_ms),
             backup_days: def.backup_days,
+            compaction: (def.compact_min_files > 0).then(|| CompactionPolicy {
+                small_bytes: def.compact_small_mib * 1024 * 1024,
+                min_files: def.compact_min_files,
+                compression: match def.compression.as_str() {
+                    "zstd" => Compression::Zstd,
+                    "gzip" => Compression::Gzip,
+                    "none" => Compression::None,
+                    _ => Compression::Snappy,
+                },
+            }),
             lake_dir: self.lake_dir.clone(),
         })
     }

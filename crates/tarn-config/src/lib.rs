@@ -131,6 +131,10 @@ pub struct DeliveryConfig {
     pub rescue_column: String,
     /// Keep the source records as gzip'd JSON lines under `lake/backup/` for this many days; 0: no backup.
     pub backup_days: u32,
+    /// Compaction: once a data folder holds this many files smaller than `compact_small_mib`,
+    /// they are rewritten into one (one atomic commit); 0: never.
+    pub compact_min_files: usize,
+    pub compact_small_mib: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -144,6 +148,8 @@ impl Default for DeliveryConfig {
             timestamp_columns: Vec::new(),
             rescue_column: "_rescued".into(),
             backup_days: 30,
+            compact_min_files: 8,
+            compact_small_mib: 32,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tarn_convert::{ConvertOptions, Shapes, TableSchema};
-use tarn_lake::{Compression, Lake, from_iceberg_schema};
+use tarn_lake::{CompactionPolicy, Compression, Lake, from_iceberg_schema};
 use tarn_metrics::Metrics;
 use tarn_streams::model::shard_id;
 use tarn_streams::token::IteratorPosition;
@@ -44,6 +44,8 @@ pub struct DeliverySpec {
     pub start_ms: Option<i64>,
     /// Days to keep the raw backup under `lake/backup/<layer>/<name>/`; 0: none.
     pub backup_days: u32,
+    /// Rewrites folders of small files after flushes; `None`: never.
+    pub compaction: Option<CompactionPolicy>,
     /// The lake: `catalog.db`, `warehouse/`, `errors/`.
     pub lake_dir: PathBuf,
 }
@@ -125,6 +127,8 @@ fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicB
     );
     let mut retry_at: Option<Instant> = None;
     let mut next_expiry = Instant::now();
+    // Compaction is tried every `min_files` flushes: no folder can have gained more files meanwhile.
+    let mut flushes_since_compaction = 0usize;
     backoff = Duration::from_millis(200);
     loop {
         let stopping = stop.load(Ordering::SeqCst);
@@ -147,6 +151,13 @@ fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicB
                     metrics.add("tarn_delivery_error_records_total", &labels, outcome.errors as u64);
                     metrics.add("tarn_delivery_commits_total", &labels, 1);
                     metrics.observe("tarn_delivery_flush_seconds", &labels, started.elapsed().as_secs_f64());
+                    if let Some(policy) = spec.compaction {
+                        flushes_since_compaction += 1;
+                        if flushes_since_compaction >= policy.min_files {
+                            flushes_since_compaction = 0;
+                            compact(&runtime, &state.lake, spec, policy, metrics, &labels);
+                        }
+                    }
                     retry_at = None;
                     backoff = Duration::from_millis(200);
                 }
@@ -280,6 +291,38 @@ fn read_available(streams: &Streams, spec: &DeliverySpec, state: &mut State) -> 
         }
     }
     read_any
+}
+
+/// Rewrites the table's folders of small files; a conflict with another commit waits for the
+/// next try, other failures are logged (the table stays as it was).
+fn compact(
+    runtime: &tokio::runtime::Runtime,
+    lake: &Lake,
+    spec: &DeliverySpec,
+    policy: CompactionPolicy,
+    metrics: &Metrics,
+    labels: &[(&str, &str)],
+) {
+    let started = Instant::now();
+    match runtime.block_on(lake.compact(&spec.layer, &spec.name, policy)) {
+        Ok(None) => {}
+        Ok(Some(done)) => {
+            metrics.add("tarn_compaction_runs_total", labels, 1);
+            metrics.add("tarn_compaction_files_rewritten_total", labels, done.files_in as u64);
+            metrics.add("tarn_compaction_bytes_rewritten_total", labels, done.bytes_in);
+            tracing::info!(
+                table = %format!("{}.{}", spec.layer, spec.name),
+                folders = done.folders,
+                files_in = done.files_in,
+                files_out = done.files_out,
+                rows = done.rows,
+                ms = started.elapsed().as_millis() as u64,
+                "compacted"
+            );
+        }
+        Err(tarn_lake::Error::Conflict(m)) => tracing::debug!(reason = %m, "compaction deferred"),
+        Err(e) => tracing::warn!(error = %e, table = %format!("{}.{}", spec.layer, spec.name), "compaction failed"),
+    }
 }
 
 /// What a flush delivered.

@@ -38,7 +38,7 @@ pub enum Compression {
 }
 
 impl Compression {
-    fn parquet(self) -> parquet::basic::Compression {
+    pub(crate) fn parquet(self) -> parquet::basic::Compression {
         match self {
             Compression::Snappy => parquet::basic::Compression::SNAPPY,
             Compression::Zstd => parquet::basic::Compression::ZSTD(ZstdLevel::default()),
@@ -79,7 +79,7 @@ fn retype(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, ArrowError> {
 }
 
 /// `batch` in the table's Arrow schema: columns matched by name, missing ones null.
-fn conform(batch: &RecordBatch, table: &Table) -> Result<RecordBatch> {
+pub(crate) fn conform(batch: &RecordBatch, table: &Table) -> Result<RecordBatch> {
     let target = Arc::new(schema_to_arrow_schema(table.metadata().current_schema())?);
     let columns = target
         .fields()
@@ -100,6 +100,36 @@ pub struct FileGroup {
     pub batches: Vec<RecordBatch>,
 }
 
+/// Writes `batches` (conformed to the table's schema) as Parquet data files in `folder` under the
+/// table's data location, and returns them, not yet committed.
+pub(crate) async fn write_data_files(
+    table: &Table,
+    folder: &str,
+    batches: &[RecordBatch],
+    compression: Compression,
+    file_prefix: &str,
+) -> Result<Vec<iceberg::spec::DataFile>> {
+    let schema = table.metadata().current_schema().clone();
+    let props = WriterProperties::builder().set_compression(compression.parquet()).build();
+    let data_location =
+        DefaultLocationGenerator::new(table.metadata())?.generate_location(None, "").trim_end_matches('/').to_owned();
+    let location = match folder {
+        "" => data_location,
+        folder => format!("{data_location}/{folder}"),
+    };
+    let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+        ParquetWriterBuilder::new(props, schema),
+        table.file_io().clone(),
+        DefaultLocationGenerator::with_data_location(location),
+        DefaultFileNameGenerator::new(file_prefix.to_owned(), None, DataFileFormat::Parquet),
+    );
+    let mut writer = DataFileWriterBuilder::new(rolling).build(None).await?;
+    for batch in batches {
+        writer.write(conform(batch, table)?).await?;
+    }
+    Ok(writer.close().await?)
+}
+
 impl Lake {
     /// Writes each group's batches to new Parquet files in its folder and commits them all in
     /// one snapshot whose summary holds `checkpoint`. Returns the table as committed.
@@ -111,29 +141,9 @@ impl Lake {
         compression: Compression,
         file_prefix: &str,
     ) -> Result<Table> {
-        let schema = table.metadata().current_schema().clone();
-        let props = WriterProperties::builder().set_compression(compression.parquet()).build();
-        let data_location = DefaultLocationGenerator::new(table.metadata())?
-            .generate_location(None, "")
-            .trim_end_matches('/')
-            .to_owned();
         let mut files = Vec::new();
         for group in groups.iter().filter(|g| g.batches.iter().any(|b| b.num_rows() > 0)) {
-            let location = match group.folder.as_str() {
-                "" => data_location.clone(),
-                folder => format!("{data_location}/{folder}"),
-            };
-            let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-                ParquetWriterBuilder::new(props.clone(), schema.clone()),
-                table.file_io().clone(),
-                DefaultLocationGenerator::with_data_location(location),
-                DefaultFileNameGenerator::new(file_prefix.to_owned(), None, DataFileFormat::Parquet),
-            );
-            let mut writer = DataFileWriterBuilder::new(rolling).build(None).await?;
-            for batch in &group.batches {
-                writer.write(conform(batch, table)?).await?;
-            }
-            files.extend(writer.close().await?);
+            files.extend(write_data_files(table, &group.folder, &group.batches, compression, file_prefix).await?);
         }
         let checkpoint = serde_json::to_string(checkpoint).map_err(|e| Error::Other(e.to_string()))?;
         let summary = [(CHECKPOINT_PROPERTY.to_string(), checkpoint)].into_iter().collect();

@@ -16,6 +16,9 @@ use tarn_convert::TableSchema;
 use crate::Result;
 use crate::schema::to_iceberg_schema;
 
+/// The catalog's name in `iceberg_tables.catalog_name` (pyiceberg opens it under any name).
+pub(crate) const CATALOG_NAME: &str = "tarn";
+
 /// The lake under one data directory: `catalog.db` (SQLite) and `warehouse/` (data and metadata).
 pub struct Lake {
     pub(crate) catalog: SqlCatalog,
@@ -34,7 +37,7 @@ impl Lake {
         ]);
         let catalog = SqlCatalogBuilder::default()
             .with_storage_factory(Arc::new(LocalFsStorageFactory))
-            .load("tarn", props)
+            .load(CATALOG_NAME, props)
             .await?;
         Ok(Lake { catalog, dir })
     }

@@ -14,11 +14,13 @@
 mod append;
 mod catalog;
 mod checkpoint;
+mod compact;
 mod schema;
 
 pub use append::{Compression, FileGroup};
 pub use catalog::Lake;
 pub use checkpoint::CHECKPOINT_PROPERTY;
+pub use compact::{Compacted, CompactionPolicy};
 pub use schema::{MissingColumn, from_iceberg_schema, missing_columns, to_iceberg_schema};
 
 /// Errors of the lake, with the table they concern.
@@ -30,6 +32,9 @@ pub enum Error {
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("checkpoint of table {table} is not valid JSON: {message}")]
     Checkpoint { table: String, message: String },
+    /// Another commit came first; try again later.
+    #[error("commit conflict: {0}")]
+    Conflict(String),
     #[error("{0}")]
     Other(String),
 }

@@ -55,6 +55,13 @@ impl Default for JsonOptions {
     }
 }
 
+fn default_compact_min_files() -> usize {
+    8
+}
+fn default_compact_small_mib() -> u64 {
+    32
+}
+
 /// One data segment: a stream, its delivery and its table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SegmentDef {
@@ -80,6 +87,12 @@ pub struct SegmentDef {
     /// Days the raw backup of the source records is kept; 0: no backup.
     #[serde(default)]
     pub backup_days: u32,
+    /// Compaction: a data folder's files below `compact_small_mib` are rewritten into one once
+    /// there are `compact_min_files` of them; 0 files: never.
+    #[serde(default = "default_compact_min_files")]
+    pub compact_min_files: usize,
+    #[serde(default = "default_compact_small_mib")]
+    pub compact_small_mib: u64,
     pub tags: BTreeMap<String, String>,
     /// Firehose's `VersionId`: 1, then one more at each UpdateDestination.
     pub version: u64,

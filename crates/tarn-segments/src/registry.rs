@@ -195,6 +195,8 @@ mod tests {
             compression: "snappy".into(),
             json: JsonOptions::default(),
             backup_days: 0,
+            compact_min_files: 8,
+            compact_small_mib: 32,
             tags: BTreeMap::new(),
             version: 1,
             created_ms: 1,

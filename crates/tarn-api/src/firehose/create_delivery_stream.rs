@@ -98,6 +98,8 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
         compression: "snappy".into(),
         json: JsonOptions::default(),
         backup_days: 0,
+        compact_min_files: 8,
+        compact_small_mib: 32,
         tags: tags.into_iter().collect(),
         version: 1,
         created_ms: now,
