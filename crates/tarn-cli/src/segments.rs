@@ -61,6 +61,7 @@ pub fn declared(config: &Config, streams: &Streams) -> anyhow::Result<Vec<Segmen
             backup_days: d.backup_days,
             compact_min_files: d.compact_min_files,
             compact_small_mib: d.compact_small_mib,
+            snapshot_retention_hours: d.snapshot_retention_hours,
             tags: Default::default(),
             version: 1,
             created_ms: now,
@@ -114,6 +115,8 @@ impl DeliveryRunner {
             prefixes,
             start_ms: (def.source == SourceKind::KinesisStreamAsSource).then_some(def.created_ms),
             backup_days: def.backup_days,
+            snapshot_retention: (def.snapshot_retention_hours > 0)
+                .then(|| Duration::from_secs(def.snapshot_retention_hours * 3600)),
             compaction: (def.compact_min_files > 0).then(|| CompactionPolicy {
                 small_bytes: def.compact_small_mib * 1024 * 1024,
                 min_files: def.compact_min_files,

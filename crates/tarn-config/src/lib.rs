@@ -135,6 +135,9 @@ pub struct DeliveryConfig {
     /// they are rewritten into one (one atomic commit); 0: never.
     pub compact_min_files: usize,
     pub compact_small_mib: u64,
+    /// Table snapshots older than this are expired and the files only they used (those a
+    /// compaction replaced) deleted; 0: never.
+    pub snapshot_retention_hours: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -150,6 +153,7 @@ impl Default for DeliveryConfig {
             backup_days: 30,
             compact_min_files: 8,
             compact_small_mib: 32,
+            snapshot_retention_hours: 24,
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct DeliverySpec {
     pub start_ms: Option<i64>,
     /// Days to keep the raw backup under `lake/backup/<layer>/<name>/`; 0: none.
     pub backup_days: u32,
+    /// Snapshots older than this are expired with the files only they used; `None`: never.
+    pub snapshot_retention: Option<Duration>,
     /// Rewrites folders of small files after flushes; `None`: never.
     pub compaction: Option<CompactionPolicy>,
     /// The lake: `catalog.db`, `warehouse/`, `errors/`.
@@ -81,7 +83,8 @@ const IDLE_WAIT: Duration = Duration::from_millis(50);
 const PAGE_RECORDS: usize = 10_000;
 const PAGE_BYTES: usize = 8 * 1024 * 1024;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-const BACKUP_EXPIRY_EVERY: Duration = Duration::from_secs(600);
+/// How often raw backups and table snapshots are checked for expiry.
+const EXPIRY_EVERY: Duration = Duration::from_secs(600);
 
 fn backup_root(spec: &DeliverySpec) -> PathBuf {
     spec.lake_dir.join("backup").join(&spec.layer).join(&spec.name)
@@ -172,13 +175,28 @@ fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicB
                 }
             }
         }
-        if spec.backup_days > 0 && Instant::now() >= next_expiry {
-            match backup::expire(&backup_root(spec), streams.now(), spec.backup_days) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(table = %table, files = n, "expired raw backup files"),
-                Err(e) => tracing::warn!(table = %table, error = %e, "raw backup expiry failed"),
+        if Instant::now() >= next_expiry {
+            if spec.backup_days > 0 {
+                match backup::expire(&backup_root(spec), streams.now(), spec.backup_days) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(table = %table, files = n, "expired raw backup files"),
+                    Err(e) => tracing::warn!(table = %table, error = %e, "raw backup expiry failed"),
+                }
             }
-            next_expiry = Instant::now() + BACKUP_EXPIRY_EVERY;
+            if let Some(keep) = spec.snapshot_retention
+                && state.flushes > 0
+            {
+                let older_than = streams.now() - keep.as_millis() as i64;
+                match runtime.block_on(state.lake.expire(&spec.layer, &spec.name, older_than, 1)) {
+                    Ok(e) if e.snapshots == 0 => {}
+                    Ok(e) => {
+                        metrics.add("tarn_lake_files_deleted_total", &labels, e.files_deleted as u64);
+                        tracing::info!(table = %table, snapshots = e.snapshots, files = e.files_deleted, "expired snapshots");
+                    }
+                    Err(e) => tracing::warn!(table = %table, error = %e, "snapshot expiry failed"),
+                }
+            }
+            next_expiry = Instant::now() + EXPIRY_EVERY;
         }
         let oldest = state.buffer.iter().map(|p| p.arrival_ms).min();
         let lag_ms = oldest.map_or(0, |ms| (streams.now() - ms).max(0));

@@ -322,6 +322,19 @@ mod tests {
         assert_eq!(files.iter().filter(|f| f.contains("/hour=07/")).count(), 1);
         assert_eq!(files.iter().filter(|f| f.contains("/hour=08/")).count(), 1);
 
+        // Expiring the old snapshots deletes the replaced files, and only them.
+        let replaced_file =
+            table.metadata().snapshots().next().map(|_| dir.path().join("warehouse/raw/t/data/hour=07")).unwrap();
+        let count = |dir: &std::path::Path| std::fs::read_dir(dir).unwrap().count();
+        assert_eq!(count(&replaced_file), 6, "5 replaced + 1 new, before expiry");
+        let expired = lake.expire("raw", "t", i64::MAX, 1).await.unwrap();
+        assert_eq!(expired.snapshots, 6);
+        assert_eq!(count(&replaced_file), 1, "only the compacted file is left");
+        assert!(expired.files_deleted >= 5);
+        let table = lake.table("raw", "t", &TableSchema::default()).await.unwrap();
+        assert_eq!(ids(&table).await, (0..60).collect::<Vec<i64>>());
+        assert_eq!(lake.checkpoint("raw", "t").await.unwrap(), Some(cp.clone()));
+
         // Delivery appends on top of the replace snapshot as before.
         let cp = BTreeMap::from([("s".to_string(), "70".to_string())]);
         let more = [FileGroup { folder: "hour=07".into(), batches: vec![batch(60, 10, &mut schema)] }];

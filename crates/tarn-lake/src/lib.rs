@@ -15,12 +15,14 @@ mod append;
 mod catalog;
 mod checkpoint;
 mod compact;
+mod expire;
 mod schema;
 
 pub use append::{Compression, FileGroup};
 pub use catalog::Lake;
 pub use checkpoint::CHECKPOINT_PROPERTY;
 pub use compact::{Compacted, CompactionPolicy};
+pub use expire::Expired;
 pub use schema::{MissingColumn, from_iceberg_schema, missing_columns, to_iceberg_schema};
 
 /// Errors of the lake, with the table they concern.

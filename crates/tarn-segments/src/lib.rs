@@ -61,6 +61,9 @@ fn default_compact_min_files() -> usize {
 fn default_compact_small_mib() -> u64 {
     32
 }
+fn default_snapshot_retention_hours() -> u64 {
+    24
+}
 
 /// One data segment: a stream, its delivery and its table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -93,6 +96,9 @@ pub struct SegmentDef {
     pub compact_min_files: usize,
     #[serde(default = "default_compact_small_mib")]
     pub compact_small_mib: u64,
+    /// Snapshots older than this are expired and the files only they used deleted; 0: never.
+    #[serde(default = "default_snapshot_retention_hours")]
+    pub snapshot_retention_hours: u64,
     pub tags: BTreeMap<String, String>,
     /// Firehose's `VersionId`: 1, then one more at each UpdateDestination.
     pub version: u64,

@@ -197,6 +197,7 @@ mod tests {
             backup_days: 0,
             compact_min_files: 8,
             compact_small_mib: 32,
+            snapshot_retention_hours: 24,
             tags: BTreeMap::new(),
             version: 1,
             created_ms: 1,

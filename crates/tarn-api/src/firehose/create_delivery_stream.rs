@@ -100,6 +100,7 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
         backup_days: 0,
         compact_min_files: 8,
         compact_small_mib: 32,
+        snapshot_retention_hours: 24,
         tags: tags.into_iter().collect(),
         version: 1,
         created_ms: now,
