@@ -204,3 +204,48 @@ def test_aws_cli_lists_and_describes(make_server):
                           "--record", '{"Data":"eyJhIjoxfQ=="}'], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["RecordId"]
+
+
+def test_dynamic_partitioning_by_query(make_server):
+    server = make_server()
+    fh = server.client("firehose")
+    dest = destination(
+        Prefix="orders/customer=!{partitionKeyFromQuery:customer}/!{timestamp:yyyy}/",
+        ErrorOutputPrefix="errors/!{firehose:error-output-type}/",
+        DynamicPartitioningConfiguration={"Enabled": True},
+        ProcessingConfiguration={"Enabled": True, "Processors": [
+            {"Type": "MetadataExtraction", "Parameters": [
+                {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{customer: .Customer.Id}"},
+                {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]}]},
+    )
+    fh.create_delivery_stream(DeliveryStreamName="orders", ExtendedS3DestinationConfiguration=dest)
+    s3 = fh.describe_delivery_stream(DeliveryStreamName="orders")["DeliveryStreamDescription"]["Destinations"][0]["ExtendedS3DestinationDescription"]
+    assert s3["DynamicPartitioningConfiguration"]["Enabled"] is True
+    records = [{"Data": json.dumps({"Order": i, "Customer": {"Id": ["acme", "globex"][i % 2]}}).encode()} for i in range(20)]
+    records.append({"Data": b'{"Order": 99}'})  # no customer: cannot be partitioned
+    assert fh.put_record_batch(DeliveryStreamName="orders", Records=records)["FailedPutCount"] == 0
+    rows = rows_of(server, "raw_zone.orders", 20)
+    assert sorted(r["order"] for r in rows) == list(range(20))
+    year = time.gmtime().tm_year
+    data = os.path.join(server.data_dir, "lake", "warehouse", "raw_zone", "orders", "data", "orders")
+    import duckdb
+    for customer, parity in (("acme", 0), ("globex", 1)):
+        files = glob.glob(os.path.join(data, f"customer={customer}", str(year), "*.parquet"))
+        assert files, customer
+        orders = [o for (o,) in duckdb.sql(f"select \"order\" from read_parquet({files!r})").fetchall()]
+        assert sorted(orders) == [i for i in range(20) if i % 2 == parity]
+    deadline = time.time() + 30
+    errors = []
+    while time.time() < deadline and not errors:
+        errors = glob.glob(os.path.join(server.data_dir, "lake", "errors", "raw_zone", "orders", "errors", "partitioning-failed", "*.json"))
+        time.sleep(0.2)
+    docs = [json.loads(line) for f in errors for line in open(f)]
+    assert [d["lastErrorCode"] for d in docs] == ["DynamicPartitioning.MetadataExtractionFailed"]
+    assert base64.b64decode(docs[0]["rawData"]) == b'{"Order": 99}', "the record as it arrived"
+
+    code, message = error_code(lambda: fh.create_delivery_stream(DeliveryStreamName="bad", ExtendedS3DestinationConfiguration=destination(
+        Prefix="p/!{partitionKeyFromQuery:customer}/", ErrorOutputPrefix="e/!{firehose:error-output-type}/")))
+    assert code == "InvalidArgumentException" and "dynamic partitioning" in message
+    code, message = error_code(lambda: fh.create_delivery_stream(DeliveryStreamName="bad", ExtendedS3DestinationConfiguration=dict(dest, ProcessingConfiguration={"Enabled": True, "Processors": [
+        {"Type": "MetadataExtraction", "Parameters": [{"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{customer: .c | ascii_downcase}"}]}]})))
+    assert code == "InvalidArgumentException" and "MetadataExtractionQuery" in message

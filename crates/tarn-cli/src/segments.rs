@@ -58,6 +58,7 @@ pub fn declared(config: &Config, streams: &Streams) -> anyhow::Result<Vec<Segmen
                 timestamp_columns: d.timestamp_columns.clone(),
                 rescue_column: d.rescue_column.clone(),
             },
+            partition_query: None,
             backup_days: d.backup_days,
             compact_min_files: d.compact_min_files,
             compact_small_mib: d.compact_small_mib,
@@ -113,6 +114,7 @@ impl DeliveryRunner {
                 rescue_column: (!def.json.rescue_column.is_empty()).then(|| def.json.rescue_column.clone()),
             },
             prefixes,
+            partition_query: def.query()?,
             start_ms: (def.source == SourceKind::KinesisStreamAsSource).then_some(def.created_ms),
             backup_days: def.backup_days,
             snapshot_retention: (def.snapshot_retention_hours > 0)

@@ -83,6 +83,19 @@ impl ConvertOptions {
         }
     }
 
+    /// The column (or nested field) name a JSON key becomes; `top`: a top-level key, to which
+    /// the column-to-key mappings apply.
+    pub fn name_of_key(&self, key: &str, top: bool) -> String {
+        if top && let Some((column, _)) = self.column_to_key.iter().find(|(_, k)| k.as_str() == key) {
+            return column.clone();
+        }
+        let mut name = if self.dots_to_underscores { key.replace('.', "_") } else { key.to_owned() };
+        if self.case_insensitive {
+            name = name.to_lowercase();
+        }
+        name
+    }
+
     pub fn is_timestamp_column(&self, name: &str) -> bool {
         self.timestamp_columns.iter().any(|c| c == name)
     }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use tarn_convert::{ConvertOptions, Shapes, TableSchema, convert};
 use tarn_lake::FileGroup;
 
+use tarn_segments::partition_query::PartitionQuery;
 use tarn_segments::prefix::Prefixes;
 
 /// A record read from the stream and not yet delivered.
@@ -37,29 +38,48 @@ pub struct Prepared {
 pub struct Folders<'a> {
     pub prefixes: &'a Prefixes,
     pub random: &'a str,
+    /// Dynamic partitioning: the query whose keys the data prefix uses.
+    pub query: Option<&'a PartitionQuery>,
 }
 
-pub const FORMAT_CONVERSION_FAILED: &str = "format-conversion-failed";
+/// Why a record went to the error output: the error output type (its folder) and error code.
+#[derive(Debug, Clone, Copy)]
+pub struct Failure {
+    pub output_type: &'static str,
+    pub code: &'static str,
+}
+
+pub const FORMAT_CONVERSION_FAILED: Failure =
+    Failure { output_type: "format-conversion-failed", code: "DataFormatConversion.ParseError" };
+pub const PARTITIONING_FAILED: Failure =
+    Failure { output_type: "partitioning-failed", code: "DynamicPartitioning.MetadataExtractionFailed" };
 
 impl Folders<'_> {
-    fn data(&self, arrival_ms: i64) -> String {
-        let folder = self.prefixes.data.evaluate(arrival_ms, None, &mut || self.random.to_owned());
+    fn data(&self, arrival_ms: i64, partition: &[(String, String)]) -> String {
+        let folder = self.prefixes.data.evaluate_with(arrival_ms, None, partition, &mut || self.random.to_owned());
         folder.trim_end_matches('/').to_owned()
     }
 
-    fn error(&self, arrival_ms: i64) -> String {
+    fn error(&self, arrival_ms: i64, failure: Failure) -> String {
         let random = &mut || self.random.to_owned();
-        let folder = self.prefixes.error.evaluate(arrival_ms, Some(FORMAT_CONVERSION_FAILED), random);
+        let folder = self.prefixes.error.evaluate(arrival_ms, Some(failure.output_type), random);
         folder.trim_end_matches('/').to_owned()
     }
 }
 
-/// A Firehose error document for a record that could not be converted.
-pub fn error_document(record: &Pending, raw: &[u8], message: &str, table: &str, now_ms: i64) -> Value {
+/// A Firehose error document for a record that could not be delivered.
+pub fn error_document(
+    record: &Pending,
+    raw: &[u8],
+    failure: Failure,
+    message: &str,
+    table: &str,
+    now_ms: i64,
+) -> Value {
     serde_json::json!({
         "attemptsMade": 1,
         "arrivalTimestamp": record.arrival_ms,
-        "lastErrorCode": "DataFormatConversion.ParseError",
+        "lastErrorCode": failure.code,
         "lastErrorMessage": message,
         "attemptEndingTimestamp": now_ms,
         "rawData": STANDARD.encode(raw),
@@ -100,12 +120,36 @@ pub fn prepare(
         for (i, record) in chunk.iter().enumerate() {
             let (objects, failures) = options.parse_objects(&record.data);
             for failure in failures {
-                let doc = error_document(record, &failure.raw, &failure.message, table, now_ms);
-                errors.entry(folders.error(record.arrival_ms)).or_default().push(doc);
+                let doc =
+                    error_document(record, &failure.raw, FORMAT_CONVERSION_FAILED, &failure.message, table, now_ms);
+                errors.entry(folders.error(record.arrival_ms, FORMAT_CONVERSION_FAILED)).or_default().push(doc);
             }
-            let (owners, rows) = by_folder.entry(folders.data(record.arrival_ms)).or_default();
-            owners.extend(std::iter::repeat_n(i, objects.len()));
-            rows.extend(objects);
+            let Some(query) = folders.query else {
+                let (owners, rows) = by_folder.entry(folders.data(record.arrival_ms, &[])).or_default();
+                owners.extend(std::iter::repeat_n(i, objects.len()));
+                rows.extend(objects);
+                continue;
+            };
+            // A record of one object is shown as it arrived; parts of a larger payload as parsed.
+            let whole_record = objects.len() == 1;
+            for object in objects {
+                match query.evaluate(&object, |segment, top| options.name_of_key(segment, top)) {
+                    Ok(partition) => {
+                        let (owners, rows) = by_folder.entry(folders.data(record.arrival_ms, &partition)).or_default();
+                        owners.push(i);
+                        rows.push(object);
+                    }
+                    Err(message) => {
+                        let raw = if whole_record {
+                            record.data.to_vec()
+                        } else {
+                            serde_json::to_vec(&object).unwrap_or_default()
+                        };
+                        let doc = error_document(record, &raw, PARTITIONING_FAILED, &message, table, now_ms);
+                        errors.entry(folders.error(record.arrival_ms, PARTITIONING_FAILED)).or_default().push(doc);
+                    }
+                }
+            }
         }
         for (_, objects) in by_folder.values() {
             schema = shapes.evolve(&schema, objects, options).0;
@@ -120,8 +164,8 @@ pub fn prepare(
                 for (row, message) in &converted.conflicts {
                     let record = &chunk[owners[*row]];
                     let raw = serde_json::to_vec(&objects[*row]).unwrap_or_default();
-                    let doc = error_document(record, &raw, message, table, now_ms);
-                    errors.entry(folders.error(record.arrival_ms)).or_default().push(doc);
+                    let doc = error_document(record, &raw, FORMAT_CONVERSION_FAILED, message, table, now_ms);
+                    errors.entry(folders.error(record.arrival_ms, FORMAT_CONVERSION_FAILED)).or_default().push(doc);
                 }
                 objects = objects
                     .into_iter()
@@ -157,7 +201,7 @@ mod tests {
         now_ms: i64,
     ) -> Result<Prepared, tarn_lake::Error> {
         let prefixes = Prefixes::hive();
-        let folders = Folders { prefixes: &prefixes, random: "r" };
+        let folders = Folders { prefixes: &prefixes, random: "r", query: None };
         super::prepare(records, schema, &mut Shapes::default(), options, &folders, table, now_ms)
     }
     const H8: i64 = H7 + 3_600_000;

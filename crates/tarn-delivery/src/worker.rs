@@ -20,6 +20,7 @@ use tarn_streams::{StartingPosition, Streams};
 use crate::backup;
 use crate::cursor::Cursor;
 use crate::prepare::{Folders, Pending, prepare};
+use tarn_segments::partition_query::PartitionQuery;
 use tarn_segments::prefix::Prefixes;
 
 /// What one segment's delivery does.
@@ -38,6 +39,8 @@ pub struct DeliverySpec {
     pub options: ConvertOptions,
     /// Data and error folders (Firehose prefix expressions).
     pub prefixes: Prefixes,
+    /// Dynamic partitioning: the query for the prefix's `!{partitionKeyFromQuery:...}` keys.
+    pub partition_query: Option<PartitionQuery>,
     /// For shards the table has no checkpoint of: start with the first record that arrived at
     /// or after this time (a KinesisStreamAsSource delivery starts at its creation, as Firehose
     /// starts at LATEST); `None` starts at the oldest record.
@@ -353,7 +356,7 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
     let started = Instant::now();
     let table_name = format!("{}.{}", spec.layer, spec.name);
     let random = random_string();
-    let folders = Folders { prefixes: &spec.prefixes, random: &random };
+    let folders = Folders { prefixes: &spec.prefixes, random: &random, query: spec.partition_query.as_ref() };
     // Shapes are kept only if the flush commits: a retry must evolve the same rows again.
     let mut shapes = state.shapes.clone();
     let prepared = prepare(&state.buffer, &state.schema, &mut shapes, &spec.options, &folders, &table_name, now_ms)

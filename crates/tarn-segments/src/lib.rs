@@ -5,6 +5,7 @@
 //!
 //! Free of Arrow and Iceberg, so the API layer can depend on it.
 
+pub mod partition_query;
 pub mod prefix;
 mod registry;
 
@@ -87,6 +88,10 @@ pub struct SegmentDef {
     /// Parquet compression: snappy, zstd, gzip or none.
     pub compression: String,
     pub json: JsonOptions,
+    /// Dynamic partitioning: the MetadataExtraction query (`{key: .path, ...}`) whose keys the
+    /// prefix uses as `!{partitionKeyFromQuery:key}`; `None`: off.
+    #[serde(default)]
+    pub partition_query: Option<String>,
     /// Days the raw backup of the source records is kept; 0: no backup.
     #[serde(default)]
     pub backup_days: u32,
@@ -112,9 +117,16 @@ pub struct SegmentDef {
 impl SegmentDef {
     /// The data and error prefixes, checked by Firehose's rules.
     pub fn prefixes(&self) -> Result<prefix::Prefixes, prefix::PrefixError> {
-        match (&self.prefix, &self.error_prefix) {
-            (None, None) => Ok(prefix::Prefixes::hive()),
-            (p, e) => prefix::Prefixes::new(p.as_deref(), e.as_deref()),
+        let query = self.query().map_err(prefix::PrefixError)?;
+        let keys: Option<Vec<&str>> = query.as_ref().map(|q| q.keys().collect());
+        match (&self.prefix, &self.error_prefix, &keys) {
+            (None, None, None) => Ok(prefix::Prefixes::hive()),
+            (p, e, keys) => prefix::Prefixes::with_partition_keys(p.as_deref(), e.as_deref(), keys.as_deref()),
         }
+    }
+
+    /// The dynamic partitioning query, parsed.
+    pub fn query(&self) -> Result<Option<partition_query::PartitionQuery>, String> {
+        self.partition_query.as_deref().map(partition_query::PartitionQuery::parse).transpose()
     }
 }

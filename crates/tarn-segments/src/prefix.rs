@@ -5,8 +5,9 @@
 //! `DateTimeFormatter` pattern (`yyyy`, `MM`, `dd`, `HH`, `mm`, `ss`, `'literal'`, and other
 //! punctuation as is); `!{firehose:random-string}` is 11 random characters, new at each
 //! occurrence; `!{firehose:error-output-type}` is the error type (error prefix only);
-//! `!{partitionKeyFromQuery:<key>}` and `!{partitionKeyFromLambda:<key>}` need dynamic
-//! partitioning, which Tarn does not offer yet, so they are refused with that reason.
+//! `!{partitionKeyFromQuery:<key>}` is a value the segment's MetadataExtraction query extracts
+//! from the record (dynamic partitioning); `!{partitionKeyFromLambda:<key>}` needs a Lambda,
+//! which Tarn does not run, so it is refused with that reason.
 //!
 //! Firehose's rules, enforced by [`Prefixes::new`]: `!{` only opens a valid expression; a prefix
 //! without a timestamp gets `!{timestamp:yyyy/MM/dd/HH/}` appended; an error prefix is required
@@ -21,6 +22,8 @@ enum Part {
     Timestamp(Vec<Token>),
     RandomString,
     ErrorOutputType,
+    /// `!{partitionKeyFromQuery:<key>}`: a value the segment's MetadataExtraction query extracts.
+    PartitionKey(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,9 +106,10 @@ impl Prefix {
                 ("timestamp", p) if !p.is_empty() => Part::Timestamp(pattern(p)?),
                 ("firehose", "random-string") => Part::RandomString,
                 ("firehose", "error-output-type") => Part::ErrorOutputType,
-                ("partitionKeyFromQuery" | "partitionKeyFromLambda", _) => {
+                ("partitionKeyFromQuery", key) if !key.is_empty() => Part::PartitionKey(key.to_owned()),
+                ("partitionKeyFromLambda", _) => {
                     return Err(PrefixError(format!(
-                        "!{{{inner}}} needs dynamic partitioning, which this server does not support yet"
+                        "!{{{inner}}} needs a Lambda processor, which this server does not run; use partitionKeyFromQuery"
                     )));
                 }
                 _ => return Err(PrefixError(format!("!{{{inner}}} is not a supported expression"))),
@@ -126,8 +130,26 @@ impl Prefix {
         self.parts.iter().any(wanted)
     }
 
+    fn partition_keys(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::PartitionKey(k) => Some(k.as_str()),
+            _ => None,
+        })
+    }
+
     /// The prefix for a record that arrived at `arrival_ms`, in the error type's folder if any.
     pub fn evaluate(&self, arrival_ms: i64, error_type: Option<&str>, random: &mut impl FnMut() -> String) -> String {
+        self.evaluate_with(arrival_ms, error_type, &[], random)
+    }
+
+    /// [`Prefix::evaluate`] for a record whose partition keys are `partition` (key, value).
+    pub fn evaluate_with(
+        &self,
+        arrival_ms: i64,
+        error_type: Option<&str>,
+        partition: &[(String, String)],
+        random: &mut impl FnMut() -> String,
+    ) -> String {
         let ((y, mo, d), (h, mi, s)) = tarn_time::civil_from_millis(arrival_ms);
         let mut out = String::new();
         for part in &self.parts {
@@ -135,6 +157,14 @@ impl Prefix {
                 Part::Text(t) => out.push_str(t),
                 Part::RandomString => out.push_str(&random()),
                 Part::ErrorOutputType => out.push_str(error_type.unwrap_or("")),
+                Part::PartitionKey(key) => {
+                    let value = partition.iter().find(|(k, _)| k == key).map_or("", |(_, v)| v.as_str());
+                    // A value is one folder name: no separators, no parent references.
+                    out.extend(value.chars().map(|c| if c == '/' || c == '\\' { '_' } else { c }));
+                    if value == ".." || value == "." {
+                        out.push('_');
+                    }
+                }
                 Part::Timestamp(tokens) => {
                     for t in tokens {
                         match *t {
@@ -178,6 +208,47 @@ pub const DEFAULT_PREFIX: &str =
 impl Prefixes {
     /// `data` and `error` as a CreateDeliveryStream gives them (`None`: not given).
     pub fn new(data: Option<&str>, error: Option<&str>) -> Result<Prefixes, PrefixError> {
+        Prefixes::with_partition_keys(data, error, None)
+    }
+
+    /// As [`Prefixes::new`], for a segment with dynamic partitioning on `keys` (`None`: off).
+    pub fn with_partition_keys(
+        data: Option<&str>,
+        error: Option<&str>,
+        keys: Option<&[&str]>,
+    ) -> Result<Prefixes, PrefixError> {
+        let prefixes = Prefixes::checked(data, error)?;
+        if prefixes.error.partition_keys().next().is_some() {
+            return Err(PrefixError("The ErrorOutputPrefix must not contain partitionKeyFromQuery expressions".into()));
+        }
+        match keys {
+            None => {
+                if let Some(k) = prefixes.data.partition_keys().next() {
+                    return Err(PrefixError(format!(
+                        "!{{partitionKeyFromQuery:{k}}} needs dynamic partitioning: a DynamicPartitioningConfiguration and a MetadataExtraction processor"
+                    )));
+                }
+            }
+            Some(keys) => {
+                if error.is_none_or(str::is_empty) {
+                    return Err(PrefixError("An ErrorOutputPrefix is required with dynamic partitioning".into()));
+                }
+                if let Some(k) = prefixes.data.partition_keys().find(|k| !keys.contains(k)) {
+                    return Err(PrefixError(format!(
+                        "The Prefix uses !{{partitionKeyFromQuery:{k}}} but the MetadataExtractionQuery defines no key {k}"
+                    )));
+                }
+                if let Some(k) = keys.iter().find(|k| !prefixes.data.partition_keys().any(|p| p == **k)) {
+                    return Err(PrefixError(format!(
+                        "The MetadataExtractionQuery key {k} must be used in the Prefix as !{{partitionKeyFromQuery:{k}}}"
+                    )));
+                }
+            }
+        }
+        Ok(prefixes)
+    }
+
+    fn checked(data: Option<&str>, error: Option<&str>) -> Result<Prefixes, PrefixError> {
         let data_text = data.unwrap_or("");
         let mut prefix = Prefix::parse(data_text)?;
         if prefix.has(|p| matches!(p, Part::ErrorOutputType)) {
@@ -261,5 +332,25 @@ mod tests {
             err(Some("!{partitionKeyFromQuery:id}/"), Some("e/!{firehose:error-output-type}"))
                 .contains("dynamic partitioning")
         );
+        assert!(err(Some("!{partitionKeyFromLambda:id}/"), Some("e/!{firehose:error-output-type}")).contains("Lambda"));
+    }
+
+    #[test]
+    fn partition_keys_come_from_the_query_and_are_one_folder_each() {
+        let keys = ["customer", "kind"];
+        let dynamic = |d: &str, e: Option<&str>| Prefixes::with_partition_keys(Some(d), e, Some(&keys));
+        let p = dynamic(
+            "c=!{partitionKeyFromQuery:customer}/k=!{partitionKeyFromQuery:kind}/!{timestamp:yyyy}/",
+            Some("err/!{firehose:error-output-type}/"),
+        )
+        .unwrap();
+        let partition = [("customer".to_string(), "a/../b".to_string()), ("kind".to_string(), "..".to_string())];
+        let folder = p.data.evaluate_with(AT, None, &partition, &mut String::new);
+        assert_eq!(folder, "c=a_.._b/k=.._/2018/");
+        let e = Some("e/!{firehose:error-output-type}/");
+        assert!(dynamic("c=!{partitionKeyFromQuery:customer}/", e).unwrap_err().0.contains("kind must be used"));
+        assert!(dynamic("c=!{partitionKeyFromQuery:other}/", e).unwrap_err().0.contains("defines no key other"));
+        let both = "c=!{partitionKeyFromQuery:customer}/!{partitionKeyFromQuery:kind}/";
+        assert!(dynamic(both, None).unwrap_err().0.contains("ErrorOutputPrefix"));
     }
 }

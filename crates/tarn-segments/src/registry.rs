@@ -194,6 +194,7 @@ mod tests {
             interval_seconds: 60,
             compression: "snappy".into(),
             json: JsonOptions::default(),
+            partition_query: None,
             backup_days: 0,
             compact_min_files: 8,
             compact_small_mib: 32,

@@ -97,6 +97,7 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
         interval_seconds: 300,
         compression: "snappy".into(),
         json: JsonOptions::default(),
+        partition_query: None,
         backup_days: 0,
         compact_min_files: 8,
         compact_small_mib: 32,
@@ -107,7 +108,7 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
         updated_ms: now,
         declared: false,
     };
-    dest.apply(&mut def)?;
+    dest.apply(&mut def, true)?;
     if ctx.segments.list().iter().any(|s| s.layer == def.layer && s.table == def.table) {
         return Err(ApiError::new(
             "ResourceInUseException",

@@ -58,6 +58,10 @@ pub struct Destination {
     pub column_to_key: Option<Vec<(String, String)>>,
     /// S3BackupMode: Enabled keeps the raw records (for [`BACKUP_DAYS`]).
     pub backup: Option<bool>,
+    /// DynamicPartitioningConfiguration.Enabled.
+    pub dynamic_partitioning: Option<bool>,
+    /// The MetadataExtraction processor's query.
+    pub metadata_query: Option<String>,
 }
 
 /// How long a raw backup switched on through the API is kept (S3's lifecycle is not modelled).
@@ -81,6 +85,45 @@ pub fn read(d: &Input<'_, '_>, v: &mut Violations, create: bool) -> Result<Desti
             return Err(ApiError::invalid_argument(
                 "BufferingHints must specify both SizeInMBs and IntervalInSeconds, or neither.",
             ));
+        }
+    }
+    if let Some(dp) = d.structure("DynamicPartitioningConfiguration")? {
+        out.dynamic_partitioning = Some(dp.bool("Enabled")?.unwrap_or(false));
+        if let Some(retry) = dp.structure("RetryOptions")? {
+            retry.int(v, "DurationInSeconds", false, 0, 7200)?;
+        }
+    }
+    if let Some(processing) = d.structure("ProcessingConfiguration")?
+        && processing.bool("Enabled")?.unwrap_or(false)
+    {
+        const TYPES: &[&str] = &[
+            "RecordDeAggregation",
+            "Decompression",
+            "CloudWatchLogProcessing",
+            "Lambda",
+            "MetadataExtraction",
+            "AppendDelimiterToRecord",
+        ];
+        for p in processing.list_of_structures("Processors")?.unwrap_or_default() {
+            let kind = p.enumeration(v, "Type", true, TYPES)?;
+            let mut query = None;
+            for param in p.list_of_structures("Parameters")?.unwrap_or_default() {
+                let name = param.string(v, "ParameterName", true, 1, 256, None)?;
+                let value = param.string(v, "ParameterValue", true, 1, 5120, None)?;
+                if name == Some("MetadataExtractionQuery") {
+                    query = value.map(str::to_owned);
+                }
+            }
+            match kind {
+                Some("MetadataExtraction") => out.metadata_query = query,
+                // Records become rows, so a delimiter between them changes nothing here.
+                Some("AppendDelimiterToRecord") | None => {}
+                Some(other) => {
+                    return Err(ApiError::invalid_argument(format!(
+                        "Processor type {other} is not supported by Tarn; MetadataExtraction and AppendDelimiterToRecord are."
+                    )));
+                }
+            }
         }
     }
     if let Some(conv) = d.structure("DataFormatConversionConfiguration")? {
@@ -118,7 +161,7 @@ pub fn read(d: &Input<'_, '_>, v: &mut Violations, create: bool) -> Result<Desti
 
 impl Destination {
     /// Applies what was given to `def` (create: onto defaults; update: merged, as Firehose does).
-    pub fn apply(self, def: &mut SegmentDef) -> Result<(), ApiError> {
+    pub fn apply(self, def: &mut SegmentDef, create: bool) -> Result<(), ApiError> {
         if self.conversion_enabled == Some(false) {
             return Err(ApiError::invalid_argument(
                 "Tarn always converts records to Parquet in lake tables; DataFormatConversionConfiguration cannot be disabled.",
@@ -136,6 +179,24 @@ impl Destination {
             Some(false) if def.backup_days > 0 => {
                 return Err(ApiError::invalid_argument("S3BackupMode cannot be disabled once it was enabled."));
             }
+            _ => {}
+        }
+        match (self.dynamic_partitioning, &self.metadata_query) {
+            (Some(true), _) if !create => {
+                return Err(ApiError::invalid_argument(
+                    "Dynamic partitioning can only be enabled when the delivery stream is created.",
+                ));
+            }
+            (Some(true), Some(q)) => def.partition_query = Some(q.clone()),
+            (Some(true), None) => {
+                return Err(ApiError::invalid_argument(
+                    "Dynamic partitioning needs a MetadataExtraction processor with a MetadataExtractionQuery.",
+                ));
+            }
+            (Some(false), _) if def.partition_query.is_some() => {
+                return Err(ApiError::invalid_argument("Dynamic partitioning cannot be disabled once enabled."));
+            }
+            (_, Some(q)) if def.partition_query.is_some() => def.partition_query = Some(q.clone()),
             _ => {}
         }
         if let Some(r) = self.role_arn {
@@ -212,5 +273,32 @@ pub fn description(def: &SegmentDef) -> Doc<'static> {
         .put("EncryptionConfiguration", Obj::new().put("NoEncryptionConfig", "NoEncryption"))
         .put("S3BackupMode", if def.backup_days > 0 { "Enabled" } else { "Disabled" })
         .put("DataFormatConversionConfiguration", conversion);
+    let s3 = match &def.partition_query {
+        None => s3,
+        Some(q) => s3.put("DynamicPartitioningConfiguration", Obj::new().put("Enabled", true)).put(
+            "ProcessingConfiguration",
+            Obj::new().put("Enabled", true).put(
+                "Processors",
+                vec![
+                    Obj::new()
+                        .put("Type", "MetadataExtraction")
+                        .put(
+                            "Parameters",
+                            vec![
+                                Obj::new()
+                                    .put("ParameterName", "MetadataExtractionQuery")
+                                    .put("ParameterValue", q.clone())
+                                    .done(),
+                                Obj::new()
+                                    .put("ParameterName", "JsonParsingEngine")
+                                    .put("ParameterValue", "JQ-1.6")
+                                    .done(),
+                            ],
+                        )
+                        .done(),
+                ],
+            ),
+        ),
+    };
     Obj::new().put("DestinationId", DESTINATION_ID).put("ExtendedS3DestinationDescription", s3).done()
 }

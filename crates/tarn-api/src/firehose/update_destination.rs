@@ -42,7 +42,7 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
     let update = update
         .ok_or_else(|| ApiError::invalid_argument("A destination update is required: ExtendedS3DestinationUpdate."))?;
     let mut changed = def.clone();
-    update.apply(&mut changed)?;
+    update.apply(&mut changed, false)?;
     let now = ctx.streams.now();
     ctx.segments
         .update(name, true, |d| {
