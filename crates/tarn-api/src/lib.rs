@@ -7,6 +7,7 @@
 //! request's protocol. Every failure becomes an
 //! [`ApiError`] and is encoded once, in `server`.
 
+mod actions;
 pub mod error;
 pub mod firehose;
 pub mod kinesis;

@@ -1,5 +1,6 @@
 //! The OpenX JSON SerDe options, applied to object keys before columns are matched.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
@@ -33,12 +34,19 @@ impl Default for ConvertOptions {
 
 impl ConvertOptions {
     fn column_name(&self, key: &str, key_to_column: &HashMap<&str, &str>) -> String {
-        if let Some(column) = key_to_column.get(key) {
-            return (*column).to_owned();
+        match key_to_column.get(key) {
+            Some(column) => (*column).to_owned(),
+            None => self.renamed(Cow::Borrowed(key)),
         }
-        let mut name = if self.dots_to_underscores { key.replace('.', "_") } else { key.to_owned() };
-        if self.case_insensitive {
-            name = name.to_lowercase();
+    }
+
+    /// A key with the dots and case options applied (not the column-to-key mappings), copied
+    /// only when it changes.
+    pub(crate) fn renamed(&self, key: Cow<'_, str>) -> String {
+        let mut name =
+            if self.dots_to_underscores && key.contains('.') { key.replace('.', "_") } else { key.into_owned() };
+        if self.case_insensitive && name.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
+            name = if name.is_ascii() { name.to_ascii_lowercase() } else { name.to_lowercase() };
         }
         name
     }
@@ -86,14 +94,10 @@ impl ConvertOptions {
     /// The column (or nested field) name a JSON key becomes; `top`: a top-level key, to which
     /// the column-to-key mappings apply.
     pub fn name_of_key(&self, key: &str, top: bool) -> String {
-        if top && let Some((column, _)) = self.column_to_key.iter().find(|(_, k)| k.as_str() == key) {
-            return column.clone();
+        match self.column_to_key.iter().find(|(_, k)| top && k.as_str() == key) {
+            Some((column, _)) => column.clone(),
+            None => self.renamed(Cow::Borrowed(key)),
         }
-        let mut name = if self.dots_to_underscores { key.replace('.', "_") } else { key.to_owned() };
-        if self.case_insensitive {
-            name = name.to_lowercase();
-        }
-        name
     }
 
     pub fn is_timestamp_column(&self, name: &str) -> bool {

@@ -48,19 +48,10 @@ impl Rules<'_> {
     }
 
     fn name(&self, key: Cow<'_, str>, top: bool) -> String {
-        if top && let Some(column) = self.key_to_column.get(key.as_ref()) {
-            return (*column).to_owned();
+        match self.key_to_column.get(key.as_ref()).filter(|_| top) {
+            Some(column) => (*column).to_owned(),
+            None => self.options.renamed(key),
         }
-        let o = self.options;
-        if !o.case_insensitive && !o.dots_to_underscores {
-            return key.into_owned();
-        }
-        let mut name =
-            if o.dots_to_underscores && key.contains('.') { key.replace('.', "_") } else { key.into_owned() };
-        if o.case_insensitive && name.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) {
-            name = if name.is_ascii() { name.to_ascii_lowercase() } else { name.to_lowercase() };
-        }
-        name
     }
 }
 

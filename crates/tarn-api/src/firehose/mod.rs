@@ -53,11 +53,7 @@ pub fn is_operation(op: &str) -> bool {
 }
 
 pub fn dispatch(ctx: &Ctx<'_>, op: &str, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
-    let (_, handler) = ACTIONS
-        .iter()
-        .find(|(name, _)| *name == op)
-        .ok_or_else(|| ApiError::unknown_operation(format!("Unknown operation {TARGET_PREFIX}.{op}")))?;
-    handler(ctx, doc)
+    crate::actions::find(ACTIONS, TARGET_PREFIX, op)?(ctx, doc)
 }
 
 /// `[a-zA-Z0-9_.-]+`, 1 to 64: delivery stream names.
