@@ -251,3 +251,34 @@ def test_compaction_rewrites_small_files_and_readers_see_each_row_once(make_serv
     assert duckdb_with_iceberg().execute(f"select count(*), count(distinct vehicleid) from iceberg_scan('{metadata}')").fetchone() == (70, 70)
     live = [task.file.file_path for task in table.scan().plan_files()]
     assert len(live) < 7, f"{len(live)} files after compaction"
+
+
+def test_declared_schema_is_kept_and_extra_fields_are_ignored(make_server, tmp_path):
+    config = tmp_path / "tarn.toml"
+    config.write_text(SEGMENT.format(interval=1) + """
+[segments.schema]
+vehicleid = "string"
+speed = "long"
+eventtime = "timestamp"
+status = { fuel = "double" }
+""")
+    server = make_server(args=("--config", str(config)))
+    kinesis = server.client()
+    records = [{"Data": vehicle(i), "PartitionKey": f"v{i}"} for i in range(10)]
+    records.append({"Data": json.dumps({"VehicleId": "X", "Speed": "fast"}).encode(), "PartitionKey": "x"})
+    kinesis.put_records(StreamName="raw.vehicles", Records=records)
+    table, rows = table_rows(server, lambda rows: len(rows) >= 11)
+    assert [f.name for f in table.schema().fields] == ["eventtime", "speed", "status", "vehicleid", "_rescued"]
+    by_id = {r["vehicleid"]: r for r in rows}
+    assert by_id["V00003"]["status"] == {"fuel": 1.5} and by_id["V00003"]["speed"] == 3
+    assert by_id["X"]["speed"] is None and json.loads(by_id["X"]["_rescued"]) == {"speed": "fast"}
+
+
+def test_an_invalid_declared_schema_stops_the_server_with_a_clear_message(make_server, tmp_path):
+    import pytest
+
+    config = tmp_path / "tarn.toml"
+    config.write_text(SEGMENT.format(interval=1) + '[segments.schema]\nspeed = "decimal"\n')
+    with pytest.raises(RuntimeError) as e:
+        make_server(args=("--config", str(config)))
+    assert "declared schema" in str(e.value) and "decimal" in str(e.value)

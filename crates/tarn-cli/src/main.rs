@@ -52,8 +52,19 @@ pub struct ServeArgs {
     no_auth: bool,
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    // Errors are for operators: the message and its causes on one line, no backtrace.
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tarn: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Segment(command) => segment_cmd::run(command),
         Command::Generate(args) => generate::run(args),

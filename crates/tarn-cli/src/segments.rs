@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tarn_config::Config;
-use tarn_convert::ConvertOptions;
+use tarn_convert::{ConvertOptions, TableSchema};
 use tarn_delivery::{Delivery, DeliverySpec};
 use tarn_lake::{CompactionPolicy, Compression};
 use tarn_metrics::Metrics;
@@ -38,6 +38,7 @@ pub fn declared(config: &Config, streams: &Streams) -> anyhow::Result<Vec<Segmen
         }
         let d = &seg.delivery;
         let now = streams.now();
+        let stream_name = stream.clone();
         defs.push(SegmentDef {
             name: stream.clone(),
             layer: seg.layer.clone(),
@@ -59,6 +60,15 @@ pub fn declared(config: &Config, streams: &Streams) -> anyhow::Result<Vec<Segmen
                 rescue_column: d.rescue_column.clone(),
             },
             partition_query: None,
+            declared_schema: match &seg.schema {
+                None => None,
+                Some(schema) => {
+                    let json = serde_json::to_value(schema)?;
+                    TableSchema::from_declared(&json)
+                        .map_err(|e| anyhow::anyhow!("segment {stream_name}: the declared schema is not valid: {e}"))?;
+                    Some(json.to_string())
+                }
+            },
             backup_days: d.backup_days,
             compact_min_files: d.compact_min_files,
             compact_small_mib: d.compact_small_mib,
@@ -115,6 +125,14 @@ impl DeliveryRunner {
             },
             prefixes,
             partition_query: def.query()?,
+            declared_schema: def
+                .declared_schema
+                .as_deref()
+                .map(|text| {
+                    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+                    TableSchema::from_declared(&json)
+                })
+                .transpose()?,
             start_ms: (def.source == SourceKind::KinesisStreamAsSource).then_some(def.created_ms),
             backup_days: def.backup_days,
             snapshot_retention: (def.snapshot_retention_hours > 0)

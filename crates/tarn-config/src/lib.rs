@@ -100,6 +100,11 @@ pub struct SegmentConfig {
     pub retention_hours: u32,
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// A declared schema (`{ name = "string", gps = { lat = "double" }, tags = ["string"] }`):
+    /// the table is created with it and it does not evolve; fields it lacks are ignored.
+    /// Without one, the schema is inferred and evolves.
+    #[serde(default)]
+    pub schema: Option<toml::Value>,
 }
 
 fn default_shards() -> u32 {

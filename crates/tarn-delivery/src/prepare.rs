@@ -105,7 +105,8 @@ const CHUNK_RECORDS: usize = 8192;
 pub fn prepare(
     records: &[Pending],
     schema: &TableSchema,
-    shapes: &mut Shapes,
+    // `None`: the schema is declared and does not evolve (fields it lacks are ignored).
+    mut shapes: Option<&mut Shapes>,
     options: &ConvertOptions,
     folders: &Folders<'_>,
     table: &str,
@@ -151,8 +152,10 @@ pub fn prepare(
                 }
             }
         }
-        for (_, objects) in by_folder.values() {
-            schema = shapes.evolve(&schema, objects, options).0;
+        if let Some(shapes) = shapes.as_deref_mut() {
+            for (_, objects) in by_folder.values() {
+                schema = shapes.evolve(&schema, objects, options).0;
+            }
         }
         for (folder, (owners, mut objects)) in by_folder {
             let mut converted = convert(&schema, &objects, options)?;
@@ -202,7 +205,7 @@ mod tests {
     ) -> Result<Prepared, tarn_lake::Error> {
         let prefixes = Prefixes::hive();
         let folders = Folders { prefixes: &prefixes, random: "r", query: None };
-        super::prepare(records, schema, &mut Shapes::default(), options, &folders, table, now_ms)
+        super::prepare(records, schema, Some(&mut Shapes::default()), options, &folders, table, now_ms)
     }
     const H8: i64 = H7 + 3_600_000;
 

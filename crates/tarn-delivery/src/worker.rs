@@ -39,6 +39,8 @@ pub struct DeliverySpec {
     pub options: ConvertOptions,
     /// Data and error folders (Firehose prefix expressions).
     pub prefixes: Prefixes,
+    /// The declared schema: the table starts with it and does not evolve; `None`: inferred.
+    pub declared_schema: Option<TableSchema>,
     /// Dynamic partitioning: the query for the prefix's `!{partitionKeyFromQuery:...}` keys.
     pub partition_query: Option<PartitionQuery>,
     /// For shards the table has no checkpoint of: start with the first record that arrived at
@@ -227,6 +229,10 @@ async fn open(streams: &Streams, spec: &DeliverySpec) -> Result<State, String> {
         }
         None => (TableSchema::default(), Cursor::new(snapshot.meta.tag)),
     };
+    let schema = match &spec.declared_schema {
+        None => schema,
+        Some(declared) => with_declared(schema, declared, &spec.options),
+    };
     Ok(State {
         lake,
         schema,
@@ -314,6 +320,21 @@ fn read_available(streams: &Streams, spec: &DeliverySpec, state: &mut State) -> 
     read_any
 }
 
+/// The table's schema with the declared columns it lacks (and the rescue column, if any) added.
+fn with_declared(mut schema: TableSchema, declared: &TableSchema, options: &ConvertOptions) -> TableSchema {
+    for column in &declared.columns {
+        if schema.column(&column.name).is_none() {
+            schema.columns.push(column.clone());
+        }
+    }
+    if let Some(rescue) = &options.rescue_column
+        && schema.column(rescue).is_none()
+    {
+        schema.columns.push(tarn_convert::Column::new(rescue.clone(), tarn_convert::ColumnType::String));
+    }
+    schema
+}
+
 /// Rewrites the table's folders of small files; a conflict with another commit waits for the
 /// next try, other failures are logged (the table stays as it was).
 fn compact(
@@ -359,8 +380,17 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
     let folders = Folders { prefixes: &spec.prefixes, random: &random, query: spec.partition_query.as_ref() };
     // Shapes are kept only if the flush commits: a retry must evolve the same rows again.
     let mut shapes = state.shapes.clone();
-    let prepared = prepare(&state.buffer, &state.schema, &mut shapes, &spec.options, &folders, &table_name, now_ms)
-        .map_err(|e| e.to_string())?;
+    let evolve = spec.declared_schema.is_none();
+    let prepared = prepare(
+        &state.buffer,
+        &state.schema,
+        evolve.then_some(&mut shapes),
+        &spec.options,
+        &folders,
+        &table_name,
+        now_ms,
+    )
+    .map_err(|e| e.to_string())?;
     let prefix = format!("{now_ms}-{:08x}-{}", state.cursor.stream_tag(), state.flushes);
     // Error documents first: a crash before the commit may write them again, never lose them.
     for (folder, docs) in &prepared.errors {

@@ -88,6 +88,9 @@ pub struct SegmentDef {
     /// Parquet compression: snappy, zstd, gzip or none.
     pub compression: String,
     pub json: JsonOptions,
+    /// A declared schema as JSON text (see `TableSchema::from_declared`); `None`: inferred.
+    #[serde(default)]
+    pub declared_schema: Option<String>,
     /// Dynamic partitioning: the MetadataExtraction query (`{key: .path, ...}`) whose keys the
     /// prefix uses as `!{partitionKeyFromQuery:key}`; `None`: off.
     #[serde(default)]

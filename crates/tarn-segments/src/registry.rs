@@ -195,6 +195,7 @@ mod tests {
             compression: "snappy".into(),
             json: JsonOptions::default(),
             partition_query: None,
+            declared_schema: None,
             backup_days: 0,
             compact_min_files: 8,
             compact_small_mib: 32,

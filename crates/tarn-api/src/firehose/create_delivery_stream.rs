@@ -98,6 +98,7 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
         compression: "snappy".into(),
         json: JsonOptions::default(),
         partition_query: None,
+        declared_schema: None,
         backup_days: 0,
         compact_min_files: 8,
         compact_small_mib: 32,
