@@ -282,3 +282,33 @@ def test_an_invalid_declared_schema_stops_the_server_with_a_clear_message(make_s
     with pytest.raises(RuntimeError) as e:
         make_server(args=("--config", str(config)))
     assert "declared schema" in str(e.value) and "decimal" in str(e.value)
+
+
+def kpl_aggregate(records):
+    """A KPL aggregated record: magic, protobuf AggregatedRecord, MD5 of the protobuf."""
+    import hashlib
+
+    def varint(n):
+        out = bytearray()
+        while n >= 0x80:
+            out.append((n & 0x7F) | 0x80)
+            n >>= 7
+        out.append(n)
+        return bytes(out)
+
+    def field(number, data):
+        return varint(number << 3 | 2) + varint(len(data)) + data
+
+    message = field(1, b"key")
+    for data in records:
+        message += field(3, varint(1 << 3) + varint(0) + field(3, data))
+    return b"\xf3\x89\x9a\xc2" + message + hashlib.md5(message).digest()
+
+
+def test_kpl_aggregated_records_are_delivered_one_row_each(make_server, tmp_path):
+    server = start(make_server, tmp_path)
+    kinesis = server.client()
+    agg = kpl_aggregate([vehicle(i) for i in range(25)])
+    kinesis.put_records(StreamName="raw.vehicles", Records=[{"Data": agg, "PartitionKey": "key"}, {"Data": vehicle(25), "PartitionKey": "p"}])
+    _, rows = table_rows(server, lambda rows: len(rows) >= 26)
+    assert sorted(r["vehicleid"] for r in rows) == sorted(f"V{i:05d}" for i in range(26))

@@ -13,6 +13,7 @@
 
 pub mod backup;
 pub mod cursor;
+pub mod kpl;
 pub mod prepare;
 mod worker;
 

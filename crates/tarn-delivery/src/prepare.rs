@@ -11,6 +11,8 @@ use tarn_convert::{ConvertOptions, Shapes, TableSchema, convert};
 use tarn_lake::FileGroup;
 
 use tarn_segments::partition_query::PartitionQuery;
+
+use crate::kpl;
 use tarn_segments::prefix::Prefixes;
 
 /// A record read from the stream and not yet delivered.
@@ -119,35 +121,41 @@ pub fn prepare(
     for chunk in records.chunks(CHUNK_RECORDS) {
         let mut by_folder: BTreeMap<String, HourRows> = BTreeMap::new();
         for (i, record) in chunk.iter().enumerate() {
-            let (objects, failures) = options.parse_objects(&record.data);
-            for failure in failures {
-                let doc =
-                    error_document(record, &failure.raw, FORMAT_CONVERSION_FAILED, &failure.message, table, now_ms);
-                errors.entry(folders.error(record.arrival_ms, FORMAT_CONVERSION_FAILED)).or_default().push(doc);
-            }
-            let Some(query) = folders.query else {
-                let (owners, rows) = by_folder.entry(folders.data(record.arrival_ms, &[])).or_default();
-                owners.extend(std::iter::repeat_n(i, objects.len()));
-                rows.extend(objects);
-                continue;
-            };
-            // A record of one object is shown as it arrived; parts of a larger payload as parsed.
-            let whole_record = objects.len() == 1;
-            for object in objects {
-                match query.evaluate(&object, |segment, top| options.name_of_key(segment, top)) {
-                    Ok(partition) => {
-                        let (owners, rows) = by_folder.entry(folders.data(record.arrival_ms, &partition)).or_default();
-                        owners.push(i);
-                        rows.push(object);
-                    }
-                    Err(message) => {
-                        let raw = if whole_record {
-                            record.data.to_vec()
-                        } else {
-                            serde_json::to_vec(&object).unwrap_or_default()
-                        };
-                        let doc = error_document(record, &raw, PARTITIONING_FAILED, &message, table, now_ms);
-                        errors.entry(folders.error(record.arrival_ms, PARTITIONING_FAILED)).or_default().push(doc);
+            // A KPL-aggregated record carries several user records; each is a payload.
+            let payloads = kpl::deaggregate(&record.data).unwrap_or_else(|| vec![&record.data[..]]);
+            for payload in payloads {
+                let (objects, failures) = options.parse_objects(payload);
+                for failure in failures {
+                    let doc =
+                        error_document(record, &failure.raw, FORMAT_CONVERSION_FAILED, &failure.message, table, now_ms);
+                    errors.entry(folders.error(record.arrival_ms, FORMAT_CONVERSION_FAILED)).or_default().push(doc);
+                }
+                let Some(query) = folders.query else {
+                    let (owners, rows) = by_folder.entry(folders.data(record.arrival_ms, &[])).or_default();
+                    owners.extend(std::iter::repeat_n(i, objects.len()));
+                    rows.extend(objects);
+                    continue;
+                };
+                // A payload of one object is shown as it arrived; parts of a larger one as parsed.
+                let whole_payload = objects.len() == 1;
+                for object in objects {
+                    match query.evaluate(&object, |segment, top| options.name_of_key(segment, top)) {
+                        Ok(partition) => {
+                            let folder = folders.data(record.arrival_ms, &partition);
+                            let (owners, rows) = by_folder.entry(folder).or_default();
+                            owners.push(i);
+                            rows.push(object);
+                        }
+                        Err(message) => {
+                            let raw = if whole_payload {
+                                payload.to_vec()
+                            } else {
+                                serde_json::to_vec(&object).unwrap_or_default()
+                            };
+                            let doc = error_document(record, &raw, PARTITIONING_FAILED, &message, table, now_ms);
+                            let folder = folders.error(record.arrival_ms, PARTITIONING_FAILED);
+                            errors.entry(folder).or_default().push(doc);
+                        }
                     }
                 }
             }
@@ -279,5 +287,20 @@ mod tests {
         assert_eq!(batches.len(), 2);
         assert!(batches[0].column_by_name("late").is_none() && batches[1].column_by_name("late").is_some());
         assert!(p.schema.column("late").is_some());
+    }
+
+    #[test]
+    fn kpl_aggregated_records_become_one_row_per_user_record() {
+        let agg = crate::kpl::tests::aggregate(&["k"], &[(0, br#"{"Id":1}"#), (0, br#"{"Id":2}"#), (0, b"oops")]);
+        let records = [
+            Pending { sequence_number: "5".into(), arrival_ms: H7, data: Bytes::from(agg) },
+            pending(6, H7, r#"{"Id":3}"#),
+        ];
+        let p = prepare(&records, &TableSchema::default(), &ConvertOptions::default(), "t", 0).unwrap();
+        assert_eq!(p.rows, 3);
+        let docs: Vec<&Value> = p.errors.values().flatten().collect();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0]["rawData"], STANDARD.encode("oops"));
+        assert_eq!(docs[0]["sequenceNumber"], "5");
     }
 }
