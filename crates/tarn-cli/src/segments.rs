@@ -37,48 +37,30 @@ pub fn declared(config: &Config, streams: &Streams) -> anyhow::Result<Vec<Segmen
             tracing::info!(%stream, shards = seg.shards, "created the stream of a declared segment");
         }
         let d = &seg.delivery;
-        let now = streams.now();
-        let stream_name = stream.clone();
-        defs.push(SegmentDef {
-            name: stream.clone(),
-            layer: seg.layer.clone(),
-            table: seg.name.clone(),
-            source: SourceKind::DirectPut,
-            stream,
-            role_arn: String::new(),
-            bucket_arn: format!("arn:aws:s3:::{}", seg.layer.replace('_', "-")),
-            prefix: None,
-            error_prefix: None,
-            size_mib: d.size_mib,
-            interval_seconds: d.interval_seconds,
-            compression: d.compression.clone(),
-            json: JsonOptions {
-                case_insensitive: d.case_insensitive,
-                dots_to_underscores: d.dots_to_underscores,
-                column_to_key: Default::default(),
-                timestamp_columns: d.timestamp_columns.clone(),
-                rescue_column: d.rescue_column.clone(),
-            },
-            partition_query: None,
-            declared_schema: match &seg.schema {
-                None => None,
-                Some(schema) => {
-                    let json = serde_json::to_value(schema)?;
-                    TableSchema::from_declared(&json)
-                        .map_err(|e| anyhow::anyhow!("segment {stream_name}: the declared schema is not valid: {e}"))?;
-                    Some(json.to_string())
-                }
-            },
-            backup_days: d.backup_days,
-            compact_min_files: d.compact_min_files,
-            compact_small_mib: d.compact_small_mib,
-            snapshot_retention_hours: d.snapshot_retention_hours,
-            tags: Default::default(),
-            version: 1,
-            created_ms: now,
-            updated_ms: now,
-            declared: true,
-        });
+        let mut def = SegmentDef::new(&stream, &seg.layer, &seg.name, SourceKind::DirectPut, &stream, streams.now());
+        def.bucket_arn = format!("arn:aws:s3:::{}", seg.layer.replace('_', "-"));
+        def.size_mib = d.size_mib;
+        def.interval_seconds = d.interval_seconds;
+        def.compression = d.compression.clone();
+        def.json = JsonOptions {
+            case_insensitive: d.case_insensitive,
+            dots_to_underscores: d.dots_to_underscores,
+            column_to_key: Default::default(),
+            timestamp_columns: d.timestamp_columns.clone(),
+            rescue_column: d.rescue_column.clone(),
+        };
+        if let Some(schema) = &seg.schema {
+            let json = serde_json::to_value(schema)?;
+            TableSchema::from_declared(&json)
+                .map_err(|e| anyhow::anyhow!("segment {stream}: the declared schema is not valid: {e}"))?;
+            def.declared_schema = Some(json.to_string());
+        }
+        def.backup_days = d.backup_days;
+        def.compact_min_files = d.compact_min_files;
+        def.compact_small_mib = d.compact_small_mib;
+        def.snapshot_retention_hours = d.snapshot_retention_hours;
+        def.declared = true;
+        defs.push(def);
     }
     Ok(defs)
 }

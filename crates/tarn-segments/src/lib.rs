@@ -118,6 +118,38 @@ pub struct SegmentDef {
 }
 
 impl SegmentDef {
+    /// A segment named `name`, delivering `stream` into `layer.table`, with Firehose's defaults
+    /// (5 MiB or 300 s buffering, snappy, OpenX defaults, no backup) and Tarn's (compaction at 8
+    /// files under 32 MiB, snapshots kept 24 h).
+    pub fn new(name: &str, layer: &str, table: &str, source: SourceKind, stream: &str, now_ms: i64) -> SegmentDef {
+        SegmentDef {
+            name: name.to_owned(),
+            layer: layer.to_owned(),
+            table: table.to_owned(),
+            source,
+            stream: stream.to_owned(),
+            role_arn: String::new(),
+            bucket_arn: String::new(),
+            prefix: None,
+            error_prefix: None,
+            size_mib: 5,
+            interval_seconds: 300,
+            compression: "snappy".into(),
+            json: JsonOptions::default(),
+            declared_schema: None,
+            partition_query: None,
+            backup_days: 0,
+            compact_min_files: default_compact_min_files(),
+            compact_small_mib: default_compact_small_mib(),
+            snapshot_retention_hours: default_snapshot_retention_hours(),
+            tags: BTreeMap::new(),
+            version: 1,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            declared: false,
+        }
+    }
+
     /// The data and error prefixes, checked by Firehose's rules.
     pub fn prefixes(&self) -> Result<prefix::Prefixes, prefix::PrefixError> {
         let query = self.query().map_err(prefix::PrefixError)?;

@@ -177,35 +177,10 @@ impl Segments {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{JsonOptions, SourceKind};
+    use crate::SourceKind;
 
     fn def(name: &str) -> SegmentDef {
-        SegmentDef {
-            name: name.into(),
-            layer: "raw".into(),
-            table: name.into(),
-            source: SourceKind::DirectPut,
-            stream: name.into(),
-            role_arn: "arn:aws:iam::000000000000:role/r".into(),
-            bucket_arn: "arn:aws:s3:::raw".into(),
-            prefix: None,
-            error_prefix: None,
-            size_mib: 64,
-            interval_seconds: 60,
-            compression: "snappy".into(),
-            json: JsonOptions::default(),
-            partition_query: None,
-            declared_schema: None,
-            backup_days: 0,
-            compact_min_files: 8,
-            compact_small_mib: 32,
-            snapshot_retention_hours: 24,
-            tags: BTreeMap::new(),
-            version: 1,
-            created_ms: 1,
-            updated_ms: 1,
-            declared: false,
-        }
+        SegmentDef::new(name, "raw", name, SourceKind::DirectPut, name, 1)
     }
 
     #[derive(Default)]

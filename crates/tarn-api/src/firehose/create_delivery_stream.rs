@@ -1,4 +1,4 @@
-use tarn_segments::{JsonOptions, SegmentDef, SourceKind};
+use tarn_segments::{SegmentDef, SourceKind};
 use tarn_streams::CreateStream;
 use tarn_streams::model::StreamMode;
 
@@ -82,33 +82,11 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
 
     let now = ctx.streams.now();
     let bucket_arn = dest.bucket_arn.clone().expect("required");
-    let mut def = SegmentDef {
-        name: name.to_owned(),
-        layer: dest.database.as_deref().map_or_else(|| layer_of_bucket(&bucket_arn), identifier),
-        table: dest.table.as_deref().map_or_else(|| identifier(name), identifier),
-        source: source_kind,
-        stream: stream.clone(),
-        role_arn: String::new(),
-        bucket_arn,
-        prefix: None,
-        error_prefix: None,
-        // Firehose's defaults.
-        size_mib: 5,
-        interval_seconds: 300,
-        compression: "snappy".into(),
-        json: JsonOptions::default(),
-        partition_query: None,
-        declared_schema: None,
-        backup_days: 0,
-        compact_min_files: 8,
-        compact_small_mib: 32,
-        snapshot_retention_hours: 24,
-        tags: tags.into_iter().collect(),
-        version: 1,
-        created_ms: now,
-        updated_ms: now,
-        declared: false,
-    };
+    let layer = dest.database.as_deref().map_or_else(|| layer_of_bucket(&bucket_arn), identifier);
+    let table = dest.table.as_deref().map_or_else(|| identifier(name), identifier);
+    let mut def = SegmentDef::new(name, &layer, &table, source_kind, &stream, now);
+    def.bucket_arn = bucket_arn;
+    def.tags = tags.into_iter().collect();
     dest.apply(&mut def, true)?;
     if ctx.segments.list().iter().any(|s| s.layer == def.layer && s.table == def.table) {
         return Err(ApiError::new(
