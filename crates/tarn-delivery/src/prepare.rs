@@ -99,11 +99,48 @@ type HourRows = (Vec<usize>, Vec<Map<String, Value>>);
 /// spent a fifth of its time zeroing new pages).
 const CHUNK_RECORDS: usize = 8192;
 
+/// One chunk's objects by data folder, and the error documents its parsing produced.
+struct ParsedChunk {
+    by_folder: BTreeMap<String, HourRows>,
+    errors: Vec<(String, Value)>,
+}
+
+/// One chunk converted: a batch per data folder, and the error documents conversion produced.
+struct ConvertedChunk {
+    batches: Vec<FileGroup>,
+    errors: Vec<(String, Value)>,
+}
+
+/// Runs `f` on every item, on up to `threads` threads, and returns the results in order.
+fn in_parallel<T: Send, R: Send>(items: Vec<T>, threads: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if threads <= 1 || items.len() <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let slots: Vec<std::sync::Mutex<Option<T>>> = items.into_iter().map(|t| std::sync::Mutex::new(Some(t))).collect();
+    let results: Vec<std::sync::Mutex<Option<R>>> = slots.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(slots.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(slot) = slots.get(i) else { break };
+                    let item = slot.lock().expect("slot").take().expect("taken once");
+                    *results[i].lock().expect("result") = Some(f(item));
+                }
+            });
+        }
+    });
+    results.into_iter().map(|r| r.into_inner().expect("result").expect("every item ran")).collect()
+}
+
 /// Splits, normalizes, evolves the schema with and converts `records`, grouped by data folder,
-/// chunk by chunk: a folder gets one batch per chunk, and the batches of early chunks lack the
-/// columns later ones added (the lake fills them with nulls when it writes them).
-/// A payload part that is not a JSON object, and (without a rescue column) a value that fits no
-/// column, becomes an error document; the rest of the records are delivered.
+/// chunk by chunk, `threads` chunks at a time: chunks are parsed in parallel, the schema evolves
+/// over them in order, then they are converted in parallel. A folder gets one batch per chunk, and
+/// the batches of early chunks may lack columns later ones added (the lake fills them with nulls
+/// when it writes them). A payload part that is not a JSON object, and (without a rescue column) a
+/// value that fits no column, becomes an error document; the rest of the records are delivered.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     records: &[Pending],
     schema: &TableSchema,
@@ -113,85 +150,130 @@ pub fn prepare(
     folders: &Folders<'_>,
     table: &str,
     now_ms: i64,
+    threads: usize,
 ) -> Result<Prepared, tarn_lake::Error> {
     let mut schema = schema.clone();
     let mut groups: BTreeMap<String, FileGroup> = BTreeMap::new();
     let mut errors: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut total = 0;
-    for chunk in records.chunks(CHUNK_RECORDS) {
-        let mut by_folder: BTreeMap<String, HourRows> = BTreeMap::new();
-        for (i, record) in chunk.iter().enumerate() {
-            // A KPL-aggregated record carries several user records; each is a payload.
-            let payloads = kpl::deaggregate(&record.data).unwrap_or_else(|| vec![&record.data[..]]);
-            for payload in payloads {
-                let (objects, failures) = options.parse_objects(payload);
-                for failure in failures {
-                    let doc =
-                        error_document(record, &failure.raw, FORMAT_CONVERSION_FAILED, &failure.message, table, now_ms);
-                    errors.entry(folders.error(record.arrival_ms, FORMAT_CONVERSION_FAILED)).or_default().push(doc);
+    let chunks: Vec<&[Pending]> = records.chunks(CHUNK_RECORDS).collect();
+    for round in chunks.chunks(threads.max(1)) {
+        let parsed = in_parallel(round.to_vec(), threads, |chunk| parse_chunk(chunk, options, folders, table, now_ms));
+        if let Some(shapes) = shapes.as_deref_mut() {
+            for p in &parsed {
+                for (_, objects) in p.by_folder.values() {
+                    schema = shapes.evolve(&schema, objects, options).0;
                 }
-                let Some(query) = folders.query else {
-                    let (owners, rows) = by_folder.entry(folders.data(record.arrival_ms, &[])).or_default();
-                    owners.extend(std::iter::repeat_n(i, objects.len()));
-                    rows.extend(objects);
-                    continue;
-                };
-                // A payload of one object is shown as it arrived; parts of a larger one as parsed.
-                let whole_payload = objects.len() == 1;
-                for object in objects {
-                    match query.evaluate(&object, |segment, top| options.name_of_key(segment, top)) {
-                        Ok(partition) => {
-                            let folder = folders.data(record.arrival_ms, &partition);
-                            let (owners, rows) = by_folder.entry(folder).or_default();
-                            owners.push(i);
-                            rows.push(object);
-                        }
-                        Err(message) => {
-                            let raw = if whole_payload {
-                                payload.to_vec()
-                            } else {
-                                serde_json::to_vec(&object).unwrap_or_default()
-                            };
-                            let doc = error_document(record, &raw, PARTITIONING_FAILED, &message, table, now_ms);
-                            let folder = folders.error(record.arrival_ms, PARTITIONING_FAILED);
-                            errors.entry(folder).or_default().push(doc);
-                        }
+            }
+        }
+        let schema = &schema;
+        let work: Vec<(&[Pending], ParsedChunk)> = round.iter().copied().zip(parsed).collect();
+        let converted = in_parallel(work, threads, |(chunk, parsed)| {
+            let mut out = convert_chunk(chunk, parsed.by_folder, schema, options, folders, table, now_ms)?;
+            out.errors.splice(0..0, parsed.errors);
+            Ok::<_, tarn_lake::Error>(out)
+        });
+        for c in converted {
+            let c = c?;
+            for (folder, doc) in c.errors {
+                errors.entry(folder).or_default().push(doc);
+            }
+            for converted in c.batches {
+                total += converted.batches.iter().map(|b| b.num_rows()).sum::<usize>();
+                let group = groups
+                    .entry(converted.folder.clone())
+                    .or_insert_with(|| FileGroup { folder: converted.folder.clone(), batches: Vec::new() });
+                group.batches.extend(converted.batches);
+            }
+        }
+    }
+    Ok(Prepared { schema, groups: groups.into_values().collect(), rows: total, errors })
+}
+
+fn parse_chunk(
+    chunk: &[Pending],
+    options: &ConvertOptions,
+    folders: &Folders<'_>,
+    table: &str,
+    now_ms: i64,
+) -> ParsedChunk {
+    let mut by_folder: BTreeMap<String, HourRows> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (i, record) in chunk.iter().enumerate() {
+        // A KPL-aggregated record carries several user records; each is a payload.
+        let payloads = kpl::deaggregate(&record.data).unwrap_or_else(|| vec![&record.data[..]]);
+        for payload in payloads {
+            let (objects, failures) = options.parse_objects(payload);
+            for failure in failures {
+                let doc =
+                    error_document(record, &failure.raw, FORMAT_CONVERSION_FAILED, &failure.message, table, now_ms);
+                errors.push((folders.error(record.arrival_ms, FORMAT_CONVERSION_FAILED), doc));
+            }
+            let Some(query) = folders.query else {
+                let (owners, rows) = by_folder.entry(folders.data(record.arrival_ms, &[])).or_default();
+                owners.extend(std::iter::repeat_n(i, objects.len()));
+                rows.extend(objects);
+                continue;
+            };
+            // A payload of one object is shown as it arrived; parts of a larger one as parsed.
+            let whole_payload = objects.len() == 1;
+            for object in objects {
+                match query.evaluate(&object, |segment, top| options.name_of_key(segment, top)) {
+                    Ok(partition) => {
+                        let (owners, rows) = by_folder.entry(folders.data(record.arrival_ms, &partition)).or_default();
+                        owners.push(i);
+                        rows.push(object);
+                    }
+                    Err(message) => {
+                        let raw = if whole_payload {
+                            payload.to_vec()
+                        } else {
+                            serde_json::to_vec(&object).unwrap_or_default()
+                        };
+                        let doc = error_document(record, &raw, PARTITIONING_FAILED, &message, table, now_ms);
+                        errors.push((folders.error(record.arrival_ms, PARTITIONING_FAILED), doc));
                     }
                 }
             }
         }
-        if let Some(shapes) = shapes.as_deref_mut() {
-            for (_, objects) in by_folder.values() {
-                schema = shapes.evolve(&schema, objects, options).0;
-            }
-        }
-        for (folder, (owners, mut objects)) in by_folder {
-            let mut converted = convert(&schema, &objects, options)?;
-            if options.rescue_column.is_none() && !converted.conflicts.is_empty() {
-                // Without a rescue column, rows with a value that fits no column go to the error output.
-                let mut bad: Vec<usize> = converted.conflicts.iter().map(|(row, _)| *row).collect();
-                bad.sort_unstable();
-                bad.dedup();
-                for (row, message) in &converted.conflicts {
-                    let record = &chunk[owners[*row]];
-                    let raw = serde_json::to_vec(&objects[*row]).unwrap_or_default();
-                    let doc = error_document(record, &raw, FORMAT_CONVERSION_FAILED, message, table, now_ms);
-                    errors.entry(folders.error(record.arrival_ms, FORMAT_CONVERSION_FAILED)).or_default().push(doc);
-                }
-                objects = objects
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(i, _)| bad.binary_search(i).is_err())
-                    .map(|(_, o)| o)
-                    .collect();
-                converted = convert(&schema, &objects, options)?;
-            }
-            total += converted.batch.num_rows();
-            let group = groups.entry(folder.clone()).or_insert_with(|| FileGroup { folder, batches: Vec::new() });
-            group.batches.push(converted.batch);
-        }
     }
-    Ok(Prepared { schema, groups: groups.into_values().collect(), rows: total, errors })
+    ParsedChunk { by_folder, errors }
+}
+
+fn convert_chunk(
+    chunk: &[Pending],
+    by_folder: BTreeMap<String, HourRows>,
+    schema: &TableSchema,
+    options: &ConvertOptions,
+    folders: &Folders<'_>,
+    table: &str,
+    now_ms: i64,
+) -> Result<ConvertedChunk, tarn_lake::Error> {
+    let mut out = ConvertedChunk { batches: Vec::new(), errors: Vec::new() };
+    for (folder, (owners, mut objects)) in by_folder {
+        let mut converted = convert(schema, &objects, options)?;
+        if options.rescue_column.is_none() && !converted.conflicts.is_empty() {
+            // Without a rescue column, rows with a value that fits no column go to the error output.
+            let mut bad: Vec<usize> = converted.conflicts.iter().map(|(row, _)| *row).collect();
+            bad.sort_unstable();
+            bad.dedup();
+            for (row, message) in &converted.conflicts {
+                let record = &chunk[owners[*row]];
+                let raw = serde_json::to_vec(&objects[*row]).unwrap_or_default();
+                let doc = error_document(record, &raw, FORMAT_CONVERSION_FAILED, message, table, now_ms);
+                out.errors.push((folders.error(record.arrival_ms, FORMAT_CONVERSION_FAILED), doc));
+            }
+            objects = objects
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| bad.binary_search(i).is_err())
+                .map(|(_, o)| o)
+                .collect();
+            converted = convert(schema, &objects, options)?;
+        }
+        out.batches.push(FileGroup { folder, batches: vec![converted.batch] });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -213,7 +295,7 @@ mod tests {
     ) -> Result<Prepared, tarn_lake::Error> {
         let prefixes = Prefixes::hive();
         let folders = Folders { prefixes: &prefixes, random: "r", query: None };
-        super::prepare(records, schema, Some(&mut Shapes::default()), options, &folders, table, now_ms)
+        super::prepare(records, schema, Some(&mut Shapes::default()), options, &folders, table, now_ms, 2)
     }
     const H8: i64 = H7 + 3_600_000;
 
@@ -268,7 +350,7 @@ mod tests {
 
     #[test]
     fn large_flushes_are_converted_in_chunks_that_all_reach_the_table_schema() {
-        // A field that first appears in the second chunk: the first chunk's batch lacks it.
+        // A field that first appears in the second chunk.
         let n = CHUNK_RECORDS as u64 + 10;
         let records: Vec<Pending> = (0..n)
             .map(|i| {
@@ -280,13 +362,40 @@ mod tests {
                 pending(i, H7, &json)
             })
             .collect();
-        let p = prepare(&records, &TableSchema::default(), &ConvertOptions::default(), "t", 0).unwrap();
-        assert_eq!(p.rows, n as usize);
-        assert_eq!(p.groups.len(), 1);
-        let batches = &p.groups[0].batches;
-        assert_eq!(batches.len(), 2);
-        assert!(batches[0].column_by_name("late").is_none() && batches[1].column_by_name("late").is_some());
-        assert!(p.schema.column("late").is_some());
+        let prefixes = Prefixes::hive();
+        let folders = Folders { prefixes: &prefixes, random: "r", query: None };
+        let options = ConvertOptions::default();
+        let run = |threads| {
+            let mut shapes = Shapes::default();
+            super::prepare(&records, &TableSchema::default(), Some(&mut shapes), &options, &folders, "t", 0, threads)
+                .unwrap()
+        };
+        // One thread: chunk by chunk, the first batch is built before the field appears.
+        let one = run(1);
+        // Two threads: both chunks are parsed, the schema evolves over both, then they convert.
+        let two = run(2);
+        for (p, first_has_late) in [(&one, false), (&two, true)] {
+            assert_eq!(p.rows, n as usize);
+            assert_eq!(p.groups.len(), 1);
+            let batches = &p.groups[0].batches;
+            assert_eq!(batches.len(), 2);
+            assert_eq!(batches[0].column_by_name("late").is_some(), first_has_late);
+            assert!(batches[1].column_by_name("late").is_some());
+            assert!(p.schema.column("late").is_some());
+        }
+        // The same rows either way, in the same order.
+        let ids = |p: &Prepared| -> Vec<i64> {
+            p.groups[0]
+                .batches
+                .iter()
+                .flat_map(|b| {
+                    let a = b.column_by_name("id").unwrap().as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+                    a.values().to_vec()
+                })
+                .collect()
+        };
+        assert_eq!(ids(&one), ids(&two));
+        assert_eq!(ids(&two), (0..n as i64).collect::<Vec<_>>());
     }
 
     #[test]

@@ -389,6 +389,7 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
         &folders,
         &table_name,
         now_ms,
+        converter_threads(),
     )
     .map_err(|e| e.to_string())?;
     let prefix = format!("{now_ms}-{:08x}-{}", state.cursor.stream_tag(), state.flushes);
@@ -439,6 +440,11 @@ fn write_error_file(dir: &std::path::Path, name: &str, docs: &[serde_json::Value
     f.write_all(&out)?;
     f.sync_data()?;
     std::fs::rename(&tmp, dir.join(name))
+}
+
+/// Threads a flush converts on: the machine's cores (while ingest runs, the kernel shares them).
+fn converter_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Firehose's `!{firehose:random-string}`: 11 characters.

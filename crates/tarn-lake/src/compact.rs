@@ -25,6 +25,9 @@ use crate::catalog::Lake;
 use crate::checkpoint::CHECKPOINT_PROPERTY;
 use crate::{Compression, Error, Result};
 
+/// One run reads at most this many times `small_bytes` per folder.
+const MAX_INPUT_FILES_OF_SMALL: u64 = 4;
+
 /// What one compaction did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Compacted {
@@ -77,6 +80,17 @@ impl Lake {
                     small.entry(folder_of(f.file_path()).to_owned()).or_default().push(e.clone());
                 }
             }
+        }
+        // Smallest first, and at most `MAX_INPUT_FILES_OF_SMALL` files' worth of bytes per folder, so
+        // one run stays short: it runs between flushes, and a long one would delay them.
+        for files in small.values_mut() {
+            files.sort_by_key(|e| e.data_file().file_size_in_bytes());
+            let budget = policy.small_bytes * MAX_INPUT_FILES_OF_SMALL;
+            let mut taken = 0u64;
+            files.retain(|e| {
+                taken += e.data_file().file_size_in_bytes();
+                taken <= budget
+            });
         }
         small.retain(|_, files| files.len() >= policy.min_files.max(2));
         if small.is_empty() {
