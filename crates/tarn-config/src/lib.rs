@@ -157,7 +157,7 @@ impl Default for DeliveryConfig {
             rescue_column: "_rescued".into(),
             backup_days: 30,
             compact_min_files: 8,
-            compact_small_mib: 8,
+            compact_small_mib: 2,
             snapshot_retention_hours: 24,
         }
     }

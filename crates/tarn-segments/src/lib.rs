@@ -60,7 +60,7 @@ fn default_compact_min_files() -> usize {
     8
 }
 fn default_compact_small_mib() -> u64 {
-    8
+    2
 }
 fn default_snapshot_retention_hours() -> u64 {
     24
@@ -120,7 +120,7 @@ pub struct SegmentDef {
 impl SegmentDef {
     /// A segment named `name`, delivering `stream` into `layer.table`, with Firehose's defaults
     /// (5 MiB or 300 s buffering, snappy, OpenX defaults, no backup) and Tarn's (compaction at 8
-    /// files under 8 MiB, snapshots kept 24 h).
+    /// files under 2 MiB, snapshots kept 24 h).
     pub fn new(name: &str, layer: &str, table: &str, source: SourceKind, stream: &str, now_ms: i64) -> SegmentDef {
         SegmentDef {
             name: name.to_owned(),
