@@ -86,18 +86,15 @@ impl DeliveryRunner {
 
     fn spec(&self, def: &SegmentDef) -> Result<DeliverySpec, String> {
         let prefixes = def.prefixes().map_err(|e| e.0)?;
+        let compression = Compression::from_name(&def.compression)
+            .ok_or_else(|| format!("unknown compression {:?}", def.compression))?;
         Ok(DeliverySpec {
             layer: def.layer.clone(),
             name: def.table.clone(),
             stream: def.stream.clone(),
             size_bytes: (def.size_mib * 1024 * 1024) as usize,
             interval: Duration::from_secs(def.interval_seconds),
-            compression: match def.compression.as_str() {
-                "zstd" => Compression::Zstd,
-                "gzip" => Compression::Gzip,
-                "none" => Compression::None,
-                _ => Compression::Snappy,
-            },
+            compression,
             options: ConvertOptions {
                 case_insensitive: def.json.case_insensitive,
                 dots_to_underscores: def.json.dots_to_underscores,
@@ -122,12 +119,7 @@ impl DeliveryRunner {
             compaction: (def.compact_min_files > 0).then(|| CompactionPolicy {
                 small_bytes: def.compact_small_mib * 1024 * 1024,
                 min_files: def.compact_min_files,
-                compression: match def.compression.as_str() {
-                    "zstd" => Compression::Zstd,
-                    "gzip" => Compression::Gzip,
-                    "none" => Compression::None,
-                    _ => Compression::Snappy,
-                },
+                compression,
             }),
             lake_dir: self.lake_dir.clone(),
         })

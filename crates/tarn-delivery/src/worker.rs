@@ -104,6 +104,8 @@ struct State {
     cursor: Cursor,
     buffer: Vec<Pending>,
     buffered_bytes: usize,
+    /// Arrival time of the oldest buffered record (for the lag metric and the backup folder).
+    oldest_arrival_ms: Option<i64>,
     first_buffered: Option<Instant>,
     flushes: u64,
 }
@@ -203,8 +205,7 @@ fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicB
             }
             next_expiry = Instant::now() + EXPIRY_EVERY;
         }
-        let oldest = state.buffer.iter().map(|p| p.arrival_ms).min();
-        let lag_ms = oldest.map_or(0, |ms| (streams.now() - ms).max(0));
+        let lag_ms = state.oldest_arrival_ms.map_or(0, |ms| (streams.now() - ms).max(0));
         metrics.set("tarn_delivery_lag_milliseconds", &labels, lag_ms as f64);
         metrics.set("tarn_delivery_buffered_bytes", &labels, state.buffered_bytes as f64);
         if stopping && state.buffer.is_empty() {
@@ -240,6 +241,7 @@ async fn open(streams: &Streams, spec: &DeliverySpec) -> Result<State, String> {
         cursor,
         buffer: Vec::new(),
         buffered_bytes: 0,
+        oldest_arrival_ms: None,
         first_buffered: None,
         flushes: 0,
     })
@@ -303,6 +305,7 @@ fn read_available(streams: &Streams, spec: &DeliverySpec, state: &mut State) -> 
         read_any |= !page.records.is_empty();
         for r in &page.records {
             state.buffered_bytes += r.data.len();
+            state.oldest_arrival_ms = Some(state.oldest_arrival_ms.map_or(r.arrival_ms, |o| o.min(r.arrival_ms)));
             state.buffer.push(Pending {
                 sequence_number: page.sequence(r.offset).to_string(),
                 arrival_ms: r.arrival_ms,
@@ -399,7 +402,7 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
         write_error_file(&dir, &format!("{prefix}.json"), docs).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     if spec.backup_days > 0 {
-        let oldest = state.buffer.iter().map(|p| p.arrival_ms).min().unwrap_or(now_ms);
+        let oldest = state.oldest_arrival_ms.unwrap_or(now_ms);
         let dir = backup_root(spec).join(backup::hour_folder(oldest));
         backup::write(&dir, &format!("{prefix}.json.gz"), &state.buffer)
             .map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -423,6 +426,7 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
     state.shapes = shapes;
     state.buffer.clear();
     state.buffered_bytes = 0;
+    state.oldest_arrival_ms = None;
     state.first_buffered = None;
     state.flushes += 1;
     Ok(flushed)

@@ -38,6 +38,17 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// The codec named `snappy`, `zstd`, `gzip` or `none` (as the config and segments write it).
+    pub fn from_name(name: &str) -> Option<Compression> {
+        match name {
+            "snappy" => Some(Compression::Snappy),
+            "zstd" => Some(Compression::Zstd),
+            "gzip" => Some(Compression::Gzip),
+            "none" => Some(Compression::None),
+            _ => None,
+        }
+    }
+
     pub(crate) fn parquet(self) -> parquet::basic::Compression {
         match self {
             Compression::Snappy => parquet::basic::Compression::SNAPPY,

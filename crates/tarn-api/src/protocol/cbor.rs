@@ -125,7 +125,6 @@ pub fn encode(doc: &Doc<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(&f.to_be_bytes());
         }
         Doc::Str(s) => write_text(out, s.as_bytes()),
-        Doc::Text(t) => write_text(out, t.as_bytes()),
         Doc::Blob(b) => write_bytes(out, b),
         Doc::Timestamp(ms) => write_timestamp(out, *ms),
         Doc::List(items) => {

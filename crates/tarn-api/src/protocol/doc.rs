@@ -18,8 +18,6 @@ pub enum Doc<'a> {
     Int(i64),
     Float(f64),
     Str(Cow<'a, str>),
-    /// Text held in a shared buffer (partition keys read from the log), encoded like `Str`.
-    Text(Utf8Bytes),
     Blob(Bytes),
     /// Epoch milliseconds.
     Timestamp(i64),
@@ -48,34 +46,11 @@ impl<'a> Doc<'a> {
             Doc::Null => "NULL_VALUE",
             Doc::Bool(_) => "BOOLEAN_VALUE",
             Doc::Int(_) | Doc::Float(_) | Doc::Timestamp(_) => "NUMBER_VALUE",
-            Doc::Str(_) | Doc::Text(_) => "STRING_VALUE",
+            Doc::Str(_) => "STRING_VALUE",
             Doc::Blob(_) => "BLOB_VALUE",
             Doc::List(_) | Doc::Records(_) => "START_ARRAY",
             Doc::Map(_) => "START_OBJECT",
         }
-    }
-}
-
-/// UTF-8 text in a [`Bytes`] buffer, shared without copying.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Utf8Bytes(Bytes);
-
-impl Utf8Bytes {
-    /// Wraps `bytes` if they are UTF-8; otherwise copies them with replacement characters.
-    pub fn new(bytes: Bytes) -> Utf8Bytes {
-        match std::str::from_utf8(&bytes) {
-            Ok(_) => Utf8Bytes(bytes),
-            Err(_) => Utf8Bytes(Bytes::from(String::from_utf8_lossy(&bytes).into_owned())),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("checked at construction")
-    }
-
-    /// The UTF-8 bytes, without checking them again.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
     }
 }
 

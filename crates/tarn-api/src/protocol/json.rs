@@ -82,7 +82,6 @@ pub fn encoded_len_hint(doc: &Doc<'_>) -> usize {
     match doc {
         Doc::Null | Doc::Bool(_) | Doc::Int(_) | Doc::Float(_) | Doc::Timestamp(_) => 24,
         Doc::Str(s) => s.len() + 2,
-        Doc::Text(t) => t.as_str().len() + 2,
         Doc::Blob(b) => b.len().div_ceil(3) * 4 + 2,
         Doc::List(items) => 2 + items.iter().map(|i| encoded_len_hint(i) + 1).sum::<usize>(),
         Doc::Map(entries) => 2 + entries.iter().map(|(k, v)| k.len() + 4 + encoded_len_hint(v)).sum::<usize>(),
@@ -110,7 +109,6 @@ pub fn encode(doc: &Doc<'_>, out: &mut Vec<u8>) {
             let _ = write!(out, "{secs}.{frac:03}");
         }
         Doc::Str(s) => write_string(s.as_bytes(), out),
-        Doc::Text(t) => write_string(t.as_bytes(), out),
         Doc::Blob(b) => {
             out.push(b'"');
             let start = out.len();
