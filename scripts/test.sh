@@ -20,6 +20,14 @@ if command -v npm >/dev/null 2>&1; then
     (cd tests/node && npm ci --no-audit --no-fund --silent)
 fi
 
+# A real S3-compatible server for the S3 lake tests: s3s-fs (file-backed, verifies SigV4).
+# 0.14.1 is the newest that builds with this toolchain.
+peers="${CARGO_TARGET_DIR:-$PWD/target}/peers"
+if [ ! -x "$peers/bin/s3s-fs" ]; then
+    echo "== installing s3s-fs (test peer)"
+    cargo install --quiet --locked s3s-fs --version 0.14.1 --features binary --root "$peers"
+fi
+
 echo "== formatting and lints"
 cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
@@ -37,4 +45,4 @@ target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 for built in "$target_dir/debug/tarn" "$target_dir/debug/examples/write_vehicles"; do
     [ -x "$built" ] || { echo "missing $built: cargo test should have built it" >&2; exit 1; }
 done
-TEST_LAKE_WRITER="$target_dir/debug/examples/write_vehicles" TEST_TARN_BINARY="$target_dir/debug/tarn" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider
+TEST_S3S_BINARY="$peers/bin/s3s-fs" TEST_LAKE_WRITER="$target_dir/debug/examples/write_vehicles" TEST_TARN_BINARY="$target_dir/debug/tarn" "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider

@@ -6,13 +6,13 @@
 
 use std::collections::HashMap;
 
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 
-pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+pub use tarn_sigv4::{
+    ALGORITHM, format_amz_date, hex_sha256, parse_amz_date, sign, signing_key, string_to_sign, uri_encode,
+};
 const SKEW_MS: i64 = 15 * 60 * 1000;
 
 /// What the verifier needs to know of a request.
@@ -57,23 +57,6 @@ fn invalid_signature(message: impl Into<String>) -> ApiError {
 
 fn header<'a>(req: &'a SignedRequest<'_>, name: &str) -> Option<&'a str> {
     req.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-pub fn hex_sha256(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-/// Percent-encodes as SigV4 requires: everything but `A-Za-z0-9-._~`.
-pub fn uri_encode(s: &str, encode_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || (b == b'/' && !encode_slash) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn percent_decode(s: &str) -> String {
@@ -179,27 +162,6 @@ fn parse_query_auth(pairs: &[(String, String)]) -> Result<Parts, ApiError> {
     })
 }
 
-/// Parses `20150830T123600Z` into epoch milliseconds.
-pub fn parse_amz_date(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
-    let (h, mi, se) = (num(9..11)?, num(11..13)?, num(13..15)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    Some(((tarn_time::days_from_civil(y, mo, d) * 86_400) + h * 3600 + mi * 60 + se) * 1000)
-}
-
-/// Formats epoch milliseconds as `20150830T123600Z`.
-pub fn format_amz_date(ms: i64) -> String {
-    let ((y, m, d), (h, mi, s)) = tarn_time::civil_from_millis(ms);
-    format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{s:02}Z")
-}
-
 fn canonical_headers(req: &SignedRequest<'_>, signed: &[String]) -> Result<String, ApiError> {
     let mut out = String::new();
     for name in signed {
@@ -224,13 +186,9 @@ fn canonical_headers(req: &SignedRequest<'_>, signed: &[String]) -> Result<Strin
 }
 
 fn canonical_query(pairs: &[(String, String)], presigned: bool) -> String {
-    let mut encoded: Vec<(String, String)> = pairs
-        .iter()
-        .filter(|(k, _)| !(presigned && k == "X-Amz-Signature"))
-        .map(|(k, v)| (uri_encode(k, true), uri_encode(v, true)))
-        .collect();
-    encoded.sort();
-    encoded.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    let kept: Vec<(String, String)> =
+        pairs.iter().filter(|(k, _)| !(presigned && k == "X-Amz-Signature")).cloned().collect();
+    tarn_sigv4::canonical_query(&kept)
 }
 
 fn canonical_path(path: &str) -> String {
@@ -239,28 +197,6 @@ fn canonical_path(path: &str) -> String {
     }
     // Non-S3 services encode the (already encoded) path once more.
     path.split('/').map(|seg| uri_encode(seg, true)).collect::<Vec<_>>().join("/")
-}
-
-pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
-    let mac = |key: &[u8], data: &str| {
-        let mut m = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
-        m.update(data.as_bytes());
-        m.finalize().into_bytes().to_vec()
-    };
-    let k = mac(format!("AWS4{secret}").as_bytes(), date);
-    let k = mac(&k, region);
-    let k = mac(&k, service);
-    mac(&k, "aws4_request")
-}
-
-pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", hex_sha256(canonical_request.as_bytes()))
-}
-
-pub fn sign(key: &[u8], string_to_sign: &str) -> String {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
-    m.update(string_to_sign.as_bytes());
-    hex::encode(m.finalize().into_bytes())
 }
 
 /// Verifies a request's signature. `secret_for` maps an access key to its secret.

@@ -10,7 +10,7 @@ use anyhow::Context;
 use tarn_config::Config;
 use tarn_convert::{ConvertOptions, TableSchema};
 use tarn_delivery::{Delivery, DeliverySpec};
-use tarn_lake::{CompactionPolicy, Compression};
+use tarn_lake::{CompactionPolicy, Compression, Store};
 use tarn_metrics::Metrics;
 use tarn_segments::{JsonOptions, Runner, SegmentDef, SourceKind};
 use tarn_streams::model::StreamMode;
@@ -70,12 +70,14 @@ pub struct DeliveryRunner {
     streams: Arc<Streams>,
     metrics: Arc<Metrics>,
     lake_dir: PathBuf,
+    store: Store,
     running: Mutex<BTreeMap<String, Delivery>>,
 }
 
 impl DeliveryRunner {
-    pub fn new(streams: Arc<Streams>, metrics: Arc<Metrics>, lake_dir: PathBuf) -> DeliveryRunner {
-        DeliveryRunner { streams, metrics, lake_dir, running: Mutex::new(BTreeMap::new()) }
+    /// Deliveries into the lake whose catalog is in `lake_dir` and whose files go to `store`.
+    pub fn new(streams: Arc<Streams>, metrics: Arc<Metrics>, lake_dir: PathBuf, store: Store) -> DeliveryRunner {
+        DeliveryRunner { streams, metrics, lake_dir, store, running: Mutex::new(BTreeMap::new()) }
     }
 
     /// Flushes and stops every delivery (at shutdown).
@@ -122,6 +124,7 @@ impl DeliveryRunner {
                 compression,
             }),
             lake_dir: self.lake_dir.clone(),
+            store: self.store.clone(),
         })
     }
 }
@@ -147,5 +150,62 @@ impl Runner for DeliveryRunner {
         if let Some(d) = d {
             d.stop();
         }
+    }
+}
+
+/// The store of the lake's files: `<data_dir>/lake`, or the S3 location of `[lake] url`, signed
+/// with the configured keys or else the AWS_* environment variables.
+pub fn lake_store(config: &tarn_config::Config, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Store> {
+    let lake = &config.lake;
+    if lake.url.is_empty() {
+        return Ok(Store::local(config.data_dir.join("lake")));
+    }
+    let setting =
+        |value: &str, var: &str| if value.is_empty() { env(var).unwrap_or_default() } else { value.to_owned() };
+    let s3 = tarn_store::S3Config {
+        bucket: String::new(),
+        endpoint: (!lake.endpoint.is_empty()).then(|| lake.endpoint.clone()),
+        region: lake.region.clone(),
+        access_key_id: setting(&lake.access_key_id, "AWS_ACCESS_KEY_ID"),
+        secret_access_key: setting(&lake.secret_access_key, "AWS_SECRET_ACCESS_KEY"),
+        session_token: Some(setting(&lake.session_token, "AWS_SESSION_TOKEN")).filter(|t| !t.is_empty()),
+        path_style: lake.path_style.unwrap_or(!lake.endpoint.is_empty()),
+    };
+    if s3.access_key_id.is_empty() || s3.secret_access_key.is_empty() {
+        anyhow::bail!(
+            "lake.url is {} but no S3 credentials are set: give lake.access_key_id and lake.secret_access_key, \
+             or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            lake.url
+        );
+    }
+    Store::s3(&lake.url, s3).map_err(|e| anyhow::anyhow!("lake.url: {e}"))
+}
+
+#[cfg(test)]
+mod lake_store_tests {
+    use super::*;
+
+    fn config(url: &str) -> tarn_config::Config {
+        let mut c = tarn_config::Config::default();
+        c.lake.url = url.into();
+        c.lake.endpoint = "http://127.0.0.1:9000".into();
+        c
+    }
+
+    #[test]
+    fn local_by_default_s3_with_keys_from_the_environment() {
+        let local = lake_store(&tarn_config::Config::default(), |_| None).unwrap();
+        assert!(local.local_root().unwrap().ends_with("lake"));
+        let env = |name: &str| match name {
+            "AWS_ACCESS_KEY_ID" => Some("env-key".to_owned()),
+            "AWS_SECRET_ACCESS_KEY" => Some("env-secret".to_owned()),
+            _ => None,
+        };
+        let s3 = lake_store(&config("s3://lake-bucket/tarn"), env).unwrap();
+        assert_eq!(s3.url("warehouse"), "s3://lake-bucket/tarn/warehouse");
+        let missing = lake_store(&config("s3://lake-bucket/tarn"), |_| None).unwrap_err().to_string();
+        assert!(missing.contains("no S3 credentials"), "{missing}");
+        let bad = lake_store(&config("s3://Bad_Bucket"), env).unwrap_err().to_string();
+        assert!(bad.contains("lake.url") && bad.contains("bucket name"), "{bad}");
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tarn_api::{ApiConfig, AppState};
 use tarn_config::Config;
+use tarn_lake::Store;
 use tarn_streams::{Streams, StreamsConfig, system_clock};
 use tracing_subscriber::EnvFilter;
 
@@ -99,8 +100,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // One machine-readable line on stdout, for scripts and tests that ask for port 0.
     println!("tarn listening on {addr}");
 
-    let runner =
-        Arc::new(crate::segments::DeliveryRunner::new(streams.clone(), metrics.clone(), config.data_dir.join("lake")));
+    let store = crate::segments::lake_store(&config, |name| std::env::var(name).ok())?;
+    if let Store::S3 { .. } = &store {
+        // Delivery retries while the store is unreachable; say so at once rather than at the first flush.
+        match store.head("warehouse/.reachable").await {
+            Ok(_) => tracing::info!(lake = %store.url(""), "lake files go to S3"),
+            Err(e) => tracing::error!(error = %e, "the lake's S3 location does not answer yet; delivery will retry"),
+        }
+    }
+    let runner = Arc::new(crate::segments::DeliveryRunner::new(
+        streams.clone(),
+        metrics.clone(),
+        config.data_dir.join("lake"),
+        store,
+    ));
     segments.run_with(runner.clone());
 
     let retention_every = Duration::from_secs(config.kinesis.retention_check_seconds);

@@ -39,6 +39,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub kinesis: KinesisConfig,
     pub storage: StorageConfig,
+    pub lake: LakeConfig,
     /// Data segments declared in the file: each a stream, its delivery and its lake table.
     pub segments: Vec<SegmentConfig>,
 }
@@ -84,6 +85,39 @@ pub struct KinesisConfig {
 pub struct StorageConfig {
     pub segment_max_bytes: u64,
     pub segment_max_age_seconds: u64,
+}
+
+/// Where the lake's files (tables' data and metadata, error output, raw backup) live. The
+/// catalog stays under the data directory either way.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeConfig {
+    /// Empty: `<data_dir>/lake`. Otherwise `s3://bucket/prefix` on an S3-compatible service.
+    pub url: String,
+    /// `http(s)://host[:port]` of the S3-compatible service; empty: AWS's regional endpoint.
+    pub endpoint: String,
+    pub region: String,
+    /// Empty: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN from the environment.
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// `endpoint/bucket/key` requests; unset: path style when an endpoint is given, else
+    /// virtual-host style (`bucket.endpoint/key`).
+    pub path_style: Option<bool>,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        LakeConfig {
+            url: String::new(),
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            session_token: String::new(),
+            path_style: None,
+        }
+    }
 }
 
 /// One `[[segments]]` entry.
@@ -172,6 +206,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             kinesis: KinesisConfig::default(),
             storage: StorageConfig::default(),
+            lake: LakeConfig::default(),
             segments: Vec::new(),
         }
     }
@@ -291,6 +326,12 @@ impl Config {
         at_least("kinesis.subscription_seconds", k.subscription_seconds, 1)?;
         at_least("storage.segment_max_bytes", self.storage.segment_max_bytes, 4096)?;
         at_least("storage.segment_max_age_seconds", self.storage.segment_max_age_seconds, 1)?;
+        if !self.lake.url.is_empty() && !self.lake.url.starts_with("s3://") {
+            return Err(ConfigError::Invalid {
+                key: "lake.url",
+                message: format!("must be empty (the data directory) or s3://bucket/prefix; got {:?}", self.lake.url),
+            });
+        }
         let mut seen = std::collections::BTreeSet::new();
         for seg in &self.segments {
             let name_ok = |s: &str| {

@@ -1,13 +1,13 @@
 //! Raw backup: each flush's source records, exactly as they arrived, as gzip'd JSON lines under
-//! `backup/<layer>/<table>/YYYY/MM/DD/HH/` (the hour of the flush's oldest record), and the
-//! lifecycle that removes hours older than the retention. Written before the flush commits, so a
-//! crash may back a record up twice, never lose it.
+//! `backup/<layer>/<table>/YYYY/MM/DD/HH/` (the hour of the flush's oldest record) in the lake's
+//! store, and the lifecycle that removes hours older than the retention. Written before the flush
+//! commits, so a crash may back a record up twice, never lose it.
 
 use std::io::Write;
-use std::path::Path;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use tarn_lake::Store;
 
 use crate::prepare::Pending;
 
@@ -17,62 +17,46 @@ pub fn hour_folder(arrival_ms: i64) -> String {
     format!("{y:04}/{mo:02}/{d:02}/{h:02}")
 }
 
-/// Writes `records` as one gzip file `name` in `dir`, durably (written aside, fsynced, renamed).
-pub fn write(dir: &Path, name: &str, records: &[Pending]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let file = std::fs::File::create(&tmp)?;
-    let mut gz = GzEncoder::new(std::io::BufWriter::new(file), Compression::fast());
+/// `records` as gzip'd JSON lines, one record per line.
+pub fn encode(records: &[Pending]) -> std::io::Result<Vec<u8>> {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
     for r in records {
         gz.write_all(&r.data)?;
         if !r.data.ends_with(b"\n") {
             gz.write_all(b"\n")?;
         }
     }
-    let file = gz.finish()?.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()
+    gz.finish()
 }
 
-/// Removes the hour folders under `root` (`YYYY/MM/DD/HH`) that ended more than `days` before
-/// `now_ms`, and the day, month and year folders left empty. Returns how many files went.
-pub fn expire(root: &Path, now_ms: i64, days: u32) -> std::io::Result<usize> {
+/// When the hour of a backup file ends, from its key below the backup root (`YYYY/MM/DD/HH/name`).
+fn hour_end_ms(relative_key: &str) -> Option<i64> {
+    let mut parts = relative_key.split('/');
+    let mut num = || parts.next()?.parse::<i64>().ok();
+    let (y, mo, d, h) = (num()?, num()?, num()?, num()?);
+    Some((tarn_time::days_from_civil(y, mo, d) * 24 + h + 1) * 3_600_000)
+}
+
+/// Of the keys under `root/` (as listed), those whose hour ended more than `days` before `now_ms`.
+pub fn expired_keys<'a>(keys: impl IntoIterator<Item = &'a str>, root: &str, now_ms: i64, days: u32) -> Vec<String> {
     let cutoff = now_ms - i64::from(days) * 86_400_000;
-    let mut removed = 0;
-    let numbered = |dir: &Path| -> std::io::Result<Vec<(i64, std::path::PathBuf)>> {
-        let mut out = Vec::new();
-        match std::fs::read_dir(dir) {
-            Ok(entries) => {
-                for e in entries {
-                    let e = e?;
-                    if let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<i64>().ok()) {
-                        out.push((n, e.path()));
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        Ok(out)
-    };
-    for (y, year) in numbered(root)? {
-        for (mo, month) in numbered(&year)? {
-            for (d, day) in numbered(&month)? {
-                for (h, hour) in numbered(&day)? {
-                    let end_ms = (tarn_time::days_from_civil(y, mo, d) * 24 + h + 1) * 3_600_000;
-                    if end_ms <= cutoff {
-                        removed += std::fs::read_dir(&hour)?.count();
-                        std::fs::remove_dir_all(&hour)?;
-                    }
-                }
-                let _ = std::fs::remove_dir(&day); // only if empty
-            }
-            let _ = std::fs::remove_dir(&month);
-        }
-        let _ = std::fs::remove_dir(&year);
+    keys.into_iter()
+        .filter(|k| {
+            k.strip_prefix(root).and_then(|r| r.strip_prefix('/')).and_then(hour_end_ms).is_some_and(|e| e <= cutoff)
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Deletes the backup files under `root` (a key folder of `store`) whose hour ended more than
+/// `days` before `now_ms`. Returns how many went.
+pub async fn expire(store: &Store, root: &str, now_ms: i64, days: u32) -> tarn_store::Result<usize> {
+    let listing = store.list(&format!("{root}/")).await?;
+    let expired = expired_keys(listing.iter().map(|o| o.key.as_str()), root, now_ms, days);
+    for key in &expired {
+        store.delete(key).await?;
     }
-    Ok(removed)
+    Ok(expired.len())
 }
 
 #[cfg(test)]
@@ -92,28 +76,28 @@ mod tests {
 
     #[test]
     fn backs_up_records_byte_for_byte_one_per_line() {
-        let dir = tempfile::tempdir().unwrap();
         let records = [pending("{\"a\":1}"), pending("not json"), pending("{\"b\":2}\n")];
-        write(dir.path(), "f.json.gz", &records).unwrap();
         let mut text = String::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(dir.path().join("f.json.gz")).unwrap())
-            .read_to_string(&mut text)
-            .unwrap();
+        flate2::read::GzDecoder::new(&encode(&records).unwrap()[..]).read_to_string(&mut text).unwrap();
         assert_eq!(text, "{\"a\":1}\nnot json\n{\"b\":2}\n");
         assert_eq!(hour_folder(T), "2026/11/22/07");
     }
 
-    #[test]
-    fn expires_whole_hours_past_the_retention_and_keeps_the_rest() {
+    #[tokio::test]
+    async fn expires_whole_hours_past_the_retention_and_keeps_the_rest() {
         let dir = tempfile::tempdir().unwrap();
+        let store = Store::local(dir.path());
         for at in [T - 31 * DAY, T - 30 * DAY - 3_600_000, T - 30 * DAY + 3_600_000, T] {
-            write(&dir.path().join(hour_folder(at)), "f.json.gz", &[pending("{}")]).unwrap();
+            store.put(&format!("b/l/t/{}/f.json.gz", hour_folder(at)), Bytes::from_static(b"x")).await.unwrap();
         }
-        assert_eq!(expire(dir.path(), T, 30).unwrap(), 2);
-        assert!(!dir.path().join(hour_folder(T - 31 * DAY)).exists());
-        assert!(!dir.path().join("2026/10/22").exists(), "emptied day folders go too");
-        assert!(dir.path().join(hour_folder(T - 30 * DAY + 3_600_000)).join("f.json.gz").exists());
-        assert!(dir.path().join(hour_folder(T)).join("f.json.gz").exists());
-        assert_eq!(expire(&dir.path().join("missing"), T, 30).unwrap(), 0);
+        store.put("b/l/t2/2020/01/01/00/f.json.gz", Bytes::from_static(b"x")).await.unwrap();
+        assert_eq!(expire(&store, "b/l/t", T, 30).await.unwrap(), 2);
+        assert!(!dir.path().join("b/l/t").join(hour_folder(T - 31 * DAY)).exists());
+        assert!(!dir.path().join("b/l/t/2026/10/22").exists(), "emptied day folders go too");
+        assert!(dir.path().join("b/l/t").join(hour_folder(T - 30 * DAY + 3_600_000)).join("f.json.gz").exists());
+        assert!(dir.path().join("b/l/t").join(hour_folder(T)).join("f.json.gz").exists());
+        assert!(dir.path().join("b/l/t2/2020/01/01/00/f.json.gz").exists(), "another table's backup is not ours");
+        assert_eq!(expire(&store, "missing", T, 30).await.unwrap(), 0);
+        assert!(expired_keys(["b/l/t/notes.txt", "b/l/t/2026/x/22/07/f"], "b/l/t", T, 0).is_empty());
     }
 }

@@ -3,7 +3,6 @@
 //! carries the new checkpoint. A failed flush keeps the buffer and is retried with backoff; the
 //! log keeps the records meanwhile, so nothing is lost and nothing is committed twice.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tarn_convert::{ConvertOptions, Shapes, TableSchema};
-use tarn_lake::{CompactionPolicy, Compression, Lake, from_iceberg_schema};
+use tarn_lake::{CompactionPolicy, Compression, Lake, Store, from_iceberg_schema};
 use tarn_metrics::Metrics;
 use tarn_streams::model::shard_id;
 use tarn_streams::token::IteratorPosition;
@@ -53,8 +52,10 @@ pub struct DeliverySpec {
     pub snapshot_retention: Option<Duration>,
     /// Rewrites folders of small files after flushes; `None`: never.
     pub compaction: Option<CompactionPolicy>,
-    /// The lake: `catalog.db`, `warehouse/`, `errors/`.
+    /// The lake's catalog directory (`catalog.db`).
     pub lake_dir: PathBuf,
+    /// Where the lake's files go (`warehouse/`, `errors/`, `backup/`): `lake_dir` itself or S3.
+    pub store: Store,
 }
 
 /// A running delivery; stopping it flushes what is buffered.
@@ -91,8 +92,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often raw backups and table snapshots are checked for expiry.
 const EXPIRY_EVERY: Duration = Duration::from_secs(600);
 
-fn backup_root(spec: &DeliverySpec) -> PathBuf {
-    spec.lake_dir.join("backup").join(&spec.layer).join(&spec.name)
+/// The key folder of the segment's raw backup in the lake's store.
+fn backup_root(spec: &DeliverySpec) -> String {
+    format!("backup/{}/{}", spec.layer, spec.name)
 }
 
 struct State {
@@ -184,7 +186,8 @@ fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicB
         }
         if Instant::now() >= next_expiry {
             if spec.backup_days > 0 {
-                match backup::expire(&backup_root(spec), streams.now(), spec.backup_days) {
+                match runtime.block_on(backup::expire(&spec.store, &backup_root(spec), streams.now(), spec.backup_days))
+                {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(table = %table, files = n, "expired raw backup files"),
                     Err(e) => tracing::warn!(table = %table, error = %e, "raw backup expiry failed"),
@@ -219,7 +222,7 @@ fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicB
 
 async fn open(streams: &Streams, spec: &DeliverySpec) -> Result<State, String> {
     let snapshot = streams.snapshot(&spec.stream).map_err(|e| e.to_string())?;
-    let lake = Lake::open(&spec.lake_dir).await.map_err(|e| e.to_string())?;
+    let lake = Lake::open_with(&spec.lake_dir, Some(spec.store.clone())).await.map_err(|e| e.to_string())?;
     let (schema, cursor) = match lake.existing(&spec.layer, &spec.name).await.map_err(|e| e.to_string())? {
         Some(table) => {
             let checkpoint = lake.checkpoint(&spec.layer, &spec.name).await.map_err(|e| e.to_string())?;
@@ -398,14 +401,14 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
     let prefix = format!("{now_ms}-{:08x}-{}", state.cursor.stream_tag(), state.flushes);
     // Error documents first: a crash before the commit may write them again, never lose them.
     for (folder, docs) in &prepared.errors {
-        let dir = spec.lake_dir.join("errors").join(&spec.layer).join(&spec.name).join(folder);
-        write_error_file(&dir, &format!("{prefix}.json"), docs).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let key = format!("errors/{}/{}/{}{prefix}.json", spec.layer, spec.name, with_slash(folder));
+        spec.store.put(&key, error_file(docs)).await.map_err(|e| e.to_string())?;
     }
     if spec.backup_days > 0 {
         let oldest = state.oldest_arrival_ms.unwrap_or(now_ms);
-        let dir = backup_root(spec).join(backup::hour_folder(oldest));
-        backup::write(&dir, &format!("{prefix}.json.gz"), &state.buffer)
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let key = format!("{}/{}/{prefix}.json.gz", backup_root(spec), backup::hour_folder(oldest));
+        let gz = backup::encode(&state.buffer).map_err(|e| format!("raw backup of {table_name}: {e}"))?;
+        spec.store.put(&key, gz.into()).await.map_err(|e| e.to_string())?;
     }
     let lake = &state.lake;
     let table = lake.table(&spec.layer, &spec.name, &prepared.schema).await.map_err(|e| e.to_string())?;
@@ -432,20 +435,23 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
     Ok(flushed)
 }
 
-fn write_error_file(dir: &std::path::Path, name: &str, docs: &[serde_json::Value]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+/// Firehose error documents as JSON lines.
+fn error_file(docs: &[serde_json::Value]) -> bytes::Bytes {
     let mut out = Vec::new();
     for doc in docs {
-        serde_json::to_writer(&mut out, doc)?;
+        out.extend_from_slice(doc.to_string().as_bytes());
         out.push(b'\n');
     }
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&out)?;
-    f.sync_data()?;
-    std::fs::rename(&tmp, dir.join(name))
+    out.into()
 }
 
+/// `folder/`, or nothing for the top folder.
+fn with_slash(folder: &str) -> String {
+    match folder.trim_end_matches('/') {
+        "" => String::new(),
+        f => format!("{f}/"),
+    }
+}
 /// Threads a flush converts on: the machine's cores (while ingest runs, the kernel shares them).
 fn converter_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -9,13 +9,15 @@
 //! [`Lake::checkpoint`] without loss or duplicates.
 //!
 //! Layout: `catalog` (open, namespaces, tables) · `schema` (converter schema → Iceberg) ·
-//! `append` (batches → Parquet → fast-append commit) · `checkpoint`.
+//! `append` (batches → Parquet → fast-append commit) · `checkpoint` · `compact` (rewrite commits) ·
+//! `expire` (snapshot expiry with file removal) · `io` (Iceberg file I/O on S3 via `tarn-store`).
 
 mod append;
 mod catalog;
 mod checkpoint;
 mod compact;
 mod expire;
+mod io;
 mod schema;
 
 pub use append::{Compression, FileGroup};
@@ -24,6 +26,7 @@ pub use checkpoint::CHECKPOINT_PROPERTY;
 pub use compact::{Compacted, CompactionPolicy};
 pub use expire::Expired;
 pub use schema::{MissingColumn, from_iceberg_schema, missing_columns, to_iceberg_schema};
+pub use tarn_store::Store;
 
 /// Errors of the lake, with the table they concern.
 #[derive(Debug, thiserror::Error)]
