@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 
+use tarn_lake::Store;
+
 use crate::Args;
 use crate::client::Signer;
 use crate::report::Latencies;
@@ -81,8 +83,9 @@ pub async fn run(signer: &Arc<Signer>, args: &Args, data_dir: &Path) -> anyhow::
         args.shards, args.interval_seconds, args.buffer_mib, args.connections, args.batch
     );
     throughput(signer, args).await?;
-    freshness(signer, args, data_dir).await?;
-    report_files(&data_dir.join("lake/warehouse/bench/vehicles/data"))?;
+    let store = lake_store(args, data_dir)?;
+    freshness(signer, args, data_dir, &store).await?;
+    report_files(&store).await?;
     Ok(())
 }
 
@@ -140,8 +143,24 @@ async fn throughput(signer: &Arc<Signer>, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn freshness(signer: &Arc<Signer>, args: &Args, data_dir: &Path) -> anyhow::Result<()> {
-    let lake = tarn_lake::Lake::open(&data_dir.join("lake")).await?;
+/// Where the server puts the lake's files (the bench reads checkpoints and file sizes there).
+fn lake_store(args: &Args, data_dir: &Path) -> anyhow::Result<Store> {
+    let Some(url) = &args.lake_url else { return Ok(Store::local(data_dir.join("lake"))) };
+    let var = |name: &str| std::env::var(name).with_context(|| format!("--lake-url needs {name}"));
+    let config = tarn_store::S3Config {
+        bucket: String::new(),
+        endpoint: args.s3_endpoint.clone(),
+        region: "us-east-1".into(),
+        access_key_id: var("AWS_ACCESS_KEY_ID")?,
+        secret_access_key: var("AWS_SECRET_ACCESS_KEY")?,
+        session_token: None,
+        path_style: args.s3_endpoint.is_some(),
+    };
+    Ok(Store::s3(url, config)?)
+}
+
+async fn freshness(signer: &Arc<Signer>, args: &Args, data_dir: &Path, store: &Store) -> anyhow::Result<()> {
+    let lake = tarn_lake::Lake::open_with(&data_dir.join("lake"), Some(store.clone())).await?;
     let stop = Arc::new(AtomicBool::new(false));
     // Background load at the paced rate, in batches of 100 every (100 / rate) s.
     let load = {
@@ -198,19 +217,14 @@ async fn freshness(signer: &Arc<Signer>, args: &Args, data_dir: &Path) -> anyhow
     Ok(())
 }
 
-fn report_files(dir: &Path) -> anyhow::Result<()> {
-    let mut sizes = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                stack.push(entry.path());
-            } else if entry.path().extension().is_some_and(|e| e == "parquet") {
-                sizes.push(entry.metadata()?.len());
-            }
-        }
-    }
+async fn report_files(store: &Store) -> anyhow::Result<()> {
+    let sizes: Vec<u64> = store
+        .list("warehouse/bench/vehicles/data/")
+        .await?
+        .into_iter()
+        .filter(|o| o.key.ends_with(".parquet"))
+        .map(|o| o.size)
+        .collect();
     let total: u64 = sizes.iter().sum();
     println!(
         "\nData files: {} Parquet files, {:.1} MB, {:.1} MB on average",

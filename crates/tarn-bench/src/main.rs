@@ -61,6 +61,12 @@ struct Args {
     interval_seconds: u64,
     #[arg(long, default_value_t = 64)]
     buffer_mib: u64,
+    /// Delivery: the lake on an S3-compatible service (`s3://bucket/prefix`) instead of the data
+    /// directory, at `--s3-endpoint`, signed with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    #[arg(long)]
+    lake_url: Option<String>,
+    #[arg(long)]
+    s3_endpoint: Option<String>,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -82,7 +88,14 @@ async fn main() -> anyhow::Result<()> {
     } else {
         std::fs::write(&config, "")?;
     }
-    let mut child = tokio::process::Command::new(&args.server)
+    let mut command = tokio::process::Command::new(&args.server);
+    if let Some(url) = &args.lake_url {
+        command.env("TARN_LAKE__URL", url);
+    }
+    if let Some(endpoint) = &args.s3_endpoint {
+        command.env("TARN_LAKE__ENDPOINT", endpoint);
+    }
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &data_dir, "--config"])
         .arg(&config)
         .env("TARN_LOG", "warn")
