@@ -9,11 +9,13 @@
 //! log, and what was committed is not.
 //!
 //! Layout: `cursor` (positions, checkpoints, reshard order) · `prepare` (records → batches per
-//! hour folder and error documents; pure) · `worker` (the loop, its thread, flush and retry).
+//! hour folder and error documents; pure) · `worker` (the loop, its thread, flush and retry) ·
+//! `maintenance` (compaction and expiry on their own thread) · `backup` · `kpl`.
 
 pub mod backup;
 pub mod cursor;
 pub mod kpl;
+mod maintenance;
 pub mod prepare;
 mod worker;
 

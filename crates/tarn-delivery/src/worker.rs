@@ -18,6 +18,7 @@ use tarn_streams::{StartingPosition, Streams};
 
 use crate::backup;
 use crate::cursor::Cursor;
+use crate::maintenance::Maintenance;
 use crate::prepare::{Folders, Pending, prepare};
 use tarn_segments::partition_query::PartitionQuery;
 use tarn_segments::prefix::Prefixes;
@@ -70,9 +71,17 @@ impl Delivery {
     pub fn start(streams: Arc<Streams>, metrics: Arc<Metrics>, spec: DeliverySpec) -> std::io::Result<Delivery> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("delivery-{}.{}", spec.layer, spec.name))
-            .spawn(move || run(&streams, &metrics, &spec, &flag))?;
+        let thread = std::thread::Builder::new().name(format!("delivery-{}.{}", spec.layer, spec.name)).spawn(
+            move || match Maintenance::start(streams.clone(), metrics.clone(), spec.clone()) {
+                Ok(upkeep) => {
+                    run(&streams, &metrics, &spec, &flag, &upkeep);
+                    upkeep.stop();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "delivery {}.{} cannot start its upkeep thread", spec.layer, spec.name)
+                }
+            },
+        )?;
         Ok(Delivery { stop, thread: Some(thread) })
     }
 
@@ -89,11 +98,9 @@ const IDLE_WAIT: Duration = Duration::from_millis(50);
 const PAGE_RECORDS: usize = 10_000;
 const PAGE_BYTES: usize = 8 * 1024 * 1024;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// How often raw backups and table snapshots are checked for expiry.
-const EXPIRY_EVERY: Duration = Duration::from_secs(600);
 
 /// The key folder of the segment's raw backup in the lake's store.
-fn backup_root(spec: &DeliverySpec) -> String {
+pub(crate) fn backup_root(spec: &DeliverySpec) -> String {
     format!("backup/{}/{}", spec.layer, spec.name)
 }
 
@@ -112,7 +119,7 @@ struct State {
     flushes: u64,
 }
 
-fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicBool) {
+fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicBool, upkeep: &Maintenance) {
     let table = format!("{}.{}", spec.layer, spec.name);
     let labels = [("table", table.as_str())];
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -138,9 +145,6 @@ fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicB
         "delivery started"
     );
     let mut retry_at: Option<Instant> = None;
-    let mut next_expiry = Instant::now();
-    // Compaction is tried every `min_files` flushes: no folder can have gained more files meanwhile.
-    let mut flushes_since_compaction = 0usize;
     backoff = Duration::from_millis(200);
     loop {
         let stopping = stop.load(Ordering::SeqCst);
@@ -163,13 +167,7 @@ fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicB
                     metrics.add("tarn_delivery_error_records_total", &labels, outcome.errors as u64);
                     metrics.add("tarn_delivery_commits_total", &labels, 1);
                     metrics.observe("tarn_delivery_flush_seconds", &labels, started.elapsed().as_secs_f64());
-                    if let Some(policy) = spec.compaction {
-                        flushes_since_compaction += 1;
-                        if flushes_since_compaction >= policy.min_files {
-                            flushes_since_compaction = 0;
-                            compact(&runtime, &state.lake, spec, policy, metrics, &labels);
-                        }
-                    }
+                    upkeep.flushed();
                     retry_at = None;
                     backoff = Duration::from_millis(200);
                 }
@@ -183,30 +181,6 @@ fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicB
                     }
                 }
             }
-        }
-        if Instant::now() >= next_expiry {
-            if spec.backup_days > 0 {
-                match runtime.block_on(backup::expire(&spec.store, &backup_root(spec), streams.now(), spec.backup_days))
-                {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(table = %table, files = n, "expired raw backup files"),
-                    Err(e) => tracing::warn!(table = %table, error = %e, "raw backup expiry failed"),
-                }
-            }
-            if let Some(keep) = spec.snapshot_retention
-                && state.flushes > 0
-            {
-                let older_than = streams.now() - keep.as_millis() as i64;
-                match runtime.block_on(state.lake.expire(&spec.layer, &spec.name, older_than, 1)) {
-                    Ok(e) if e.snapshots == 0 => {}
-                    Ok(e) => {
-                        metrics.add("tarn_lake_files_deleted_total", &labels, e.files_deleted as u64);
-                        tracing::info!(table = %table, snapshots = e.snapshots, files = e.files_deleted, "expired snapshots");
-                    }
-                    Err(e) => tracing::warn!(table = %table, error = %e, "snapshot expiry failed"),
-                }
-            }
-            next_expiry = Instant::now() + EXPIRY_EVERY;
         }
         let lag_ms = state.oldest_arrival_ms.map_or(0, |ms| (streams.now() - ms).max(0));
         metrics.set("tarn_delivery_lag_milliseconds", &labels, lag_ms as f64);
@@ -343,36 +317,6 @@ fn with_declared(mut schema: TableSchema, declared: &TableSchema, options: &Conv
 
 /// Rewrites the table's folders of small files; a conflict with another commit waits for the
 /// next try, other failures are logged (the table stays as it was).
-fn compact(
-    runtime: &tokio::runtime::Runtime,
-    lake: &Lake,
-    spec: &DeliverySpec,
-    policy: CompactionPolicy,
-    metrics: &Metrics,
-    labels: &[(&str, &str)],
-) {
-    let started = Instant::now();
-    match runtime.block_on(lake.compact(&spec.layer, &spec.name, policy)) {
-        Ok(None) => {}
-        Ok(Some(done)) => {
-            metrics.add("tarn_compaction_runs_total", labels, 1);
-            metrics.add("tarn_compaction_files_rewritten_total", labels, done.files_in as u64);
-            metrics.add("tarn_compaction_bytes_rewritten_total", labels, done.bytes_in);
-            tracing::info!(
-                table = %format!("{}.{}", spec.layer, spec.name),
-                folders = done.folders,
-                files_in = done.files_in,
-                files_out = done.files_out,
-                rows = done.rows,
-                ms = started.elapsed().as_millis() as u64,
-                "compacted"
-            );
-        }
-        Err(tarn_lake::Error::Conflict(m)) => tracing::debug!(reason = %m, "compaction deferred"),
-        Err(e) => tracing::warn!(error = %e, table = %format!("{}.{}", spec.layer, spec.name), "compaction failed"),
-    }
-}
-
 /// What a flush delivered.
 struct Flushed {
     rows: usize,

@@ -6,16 +6,17 @@
 //! (that would duplicate rows). So the commit is built here from its public spec types: the new
 //! data file, a manifest, a manifest list, a snapshot and the next metadata file, then swapped in
 //! with the SQL catalog's compare-and-swap on the metadata location (the same `UPDATE ... WHERE
-//! metadata_location = <current>` the catalog itself uses). A concurrent commit (delivery) makes
-//! the swap fail; the files written for it are removed and compaction tries again later.
+//! metadata_location = <current>` the catalog itself uses). When a concurrent commit (delivery)
+//! wins the swap, the commit is rebuilt on the new snapshot, reusing the rewritten data files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
 
 use iceberg::spec::{
-    DataContentType, ManifestEntryRef, ManifestFile, ManifestList, ManifestListWriter, ManifestWriterBuilder,
+    DataContentType, DataFile, ManifestEntryRef, ManifestFile, ManifestList, ManifestListWriter, ManifestWriterBuilder,
     Operation, Snapshot, Summary,
 };
+use iceberg::table::Table;
 use iceberg::{Catalog, MetadataLocation, NamespaceIdent, TableIdent};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sqlx::Connection;
@@ -54,35 +55,81 @@ fn folder_of(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
-impl Lake {
-    /// Rewrites every folder of `namespace.name` holding at least `policy.min_files` small data
-    /// files into one file per folder, in one `replace` snapshot. `Ok(None)`: nothing to do.
-    /// Fails with a retryable conflict when another commit came first.
-    pub async fn compact(&self, namespace: &str, name: &str, policy: CompactionPolicy) -> Result<Option<Compacted>> {
-        let ident = TableIdent::new(NamespaceIdent::new(namespace.to_owned()), name.to_owned());
-        let table = self.catalog.load_table(&ident).await?;
+/// The live entries of a table's current snapshot, by manifest.
+struct Manifests {
+    entries: Vec<(ManifestFile, Vec<ManifestEntryRef>)>,
+}
+
+impl Manifests {
+    async fn of(table: &Table) -> Result<Option<Manifests>> {
         let metadata = table.metadata();
         let Some(current) = metadata.current_snapshot() else { return Ok(None) };
         let file_io = table.file_io();
         let list_bytes = file_io.new_input(current.manifest_list())?.read().await?;
         let list = ManifestList::parse_with_version(&list_bytes, metadata.format_version())?;
-        let mut manifests: Vec<(ManifestFile, Vec<ManifestEntryRef>)> = Vec::new();
+        let mut entries = Vec::new();
         for mf in list.entries() {
             let manifest = mf.load_manifest(file_io).await?;
-            manifests.push((mf.clone(), manifest.entries().to_vec()));
+            entries.push((mf.clone(), manifest.entries().to_vec()));
         }
+        Ok(Some(Manifests { entries }))
+    }
+
+    fn alive(&self) -> impl Iterator<Item = &ManifestEntryRef> {
+        self.entries.iter().flat_map(|(_, e)| e.iter()).filter(|e| e.is_alive())
+    }
+}
+
+/// How many times a rewrite is committed on top of newer snapshots before it gives up.
+const COMMIT_ATTEMPTS: usize = 8;
+
+/// What a commit attempt found.
+enum Attempt {
+    Committed,
+    /// Another commit came first; the table must be reloaded and the rewrite rebased.
+    Lost,
+    /// A replaced file is no longer live (another rewrite or expiry took it): give up.
+    Stale,
+}
+
+/// Data files rewritten, not yet committed.
+pub(crate) struct Rewrite {
+    ident: TableIdent,
+    replaced: HashSet<String>,
+    new_files: Vec<DataFile>,
+    report: Compacted,
+}
+
+impl Lake {
+    /// Rewrites every folder of `namespace.name` holding at least `policy.min_files` small data
+    /// files into one file per folder, in one `replace` snapshot. `Ok(None)`: nothing to do.
+    ///
+    /// The rewrite (reading and writing data files, the slow part) happens once; its commit is
+    /// rebuilt on top of whatever committed meanwhile (delivery only appends, so the replaced
+    /// files are still live) and retried, so compaction can run beside delivery. Fails with a
+    /// retryable conflict only if the replaced files changed or the table stays too busy.
+    pub async fn compact(&self, namespace: &str, name: &str, policy: CompactionPolicy) -> Result<Option<Compacted>> {
+        let ident = TableIdent::new(NamespaceIdent::new(namespace.to_owned()), name.to_owned());
+        match self.rewrite(ident, policy).await? {
+            Some(rewrite) => self.commit_with_rebase(rewrite).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Picks the small files and writes their rows into new files, uncommitted.
+    pub(crate) async fn rewrite(&self, ident: TableIdent, policy: CompactionPolicy) -> Result<Option<Rewrite>> {
+        let table = self.catalog.load_table(&ident).await?;
+        let Some(manifests) = Manifests::of(&table).await? else { return Ok(None) };
         // Small live data files, by folder.
         let mut small: BTreeMap<String, Vec<ManifestEntryRef>> = BTreeMap::new();
-        for (_, entries) in &manifests {
-            for e in entries.iter().filter(|e| e.is_alive()) {
-                let f = e.data_file();
-                if f.content_type() == DataContentType::Data && f.file_size_in_bytes() < policy.small_bytes {
-                    small.entry(folder_of(f.file_path()).to_owned()).or_default().push(e.clone());
-                }
+        for e in manifests.alive() {
+            let f = e.data_file();
+            if f.content_type() == DataContentType::Data && f.file_size_in_bytes() < policy.small_bytes {
+                small.entry(folder_of(f.file_path()).to_owned()).or_default().push(e.clone());
             }
         }
         // Smallest first, and at most `MAX_INPUT_FILES_OF_SMALL` files' worth of bytes per folder, so
-        // one run stays short: it runs between flushes, and a long one would delay them.
+        // one run stays short and its output is not itself small for long.
         for files in small.values_mut() {
             files.sort_by_key(|e| e.data_file().file_size_in_bytes());
             let budget = policy.small_bytes * MAX_INPUT_FILES_OF_SMALL;
@@ -96,19 +143,14 @@ impl Lake {
         if small.is_empty() {
             return Ok(None);
         }
-        let replaced: std::collections::HashSet<String> =
+        let replaced: HashSet<String> =
             small.values().flatten().map(|e| e.data_file().file_path().to_owned()).collect();
 
         let mut report = Compacted { folders: small.len(), ..Compacted::default() };
+        let metadata = table.metadata();
+        let file_io = table.file_io();
         let data_root = format!("{}/data", metadata.location().trim_end_matches('/'));
-        let snapshot_id = loop {
-            let id = (rand_id() >> 1) as i64;
-            if id > 0 && metadata.snapshot_by_id(id).is_none() {
-                break id;
-            }
-        };
-        let sequence_number = metadata.last_sequence_number() + 1;
-        let prefix = format!("compact-{snapshot_id}");
+        let prefix = format!("compact-{:016x}", rand_id());
         let mut new_files = Vec::new();
         for (folder, entries) in &small {
             let mut batches = Vec::new();
@@ -133,10 +175,65 @@ impl Lake {
             new_files.extend(written);
         }
 
-        // One manifest for the touched manifests' entries: new files added, replaced ones
-        // deleted, the rest existing with their sequence numbers; untouched manifests as they are.
+        Ok(Some(Rewrite { ident, replaced, new_files, report }))
+    }
+
+    /// Commits a rewrite on the table as it is now, rebuilt on each newer snapshot that wins the
+    /// race, up to `COMMIT_ATTEMPTS` times. On failure the rewritten files are removed.
+    pub(crate) async fn commit_with_rebase(&self, rewrite: Rewrite) -> Result<Compacted> {
+        let Rewrite { ident, replaced, new_files, report } = rewrite;
+        let mut table = None;
+        for _ in 0..COMMIT_ATTEMPTS {
+            let t = self.catalog.load_table(&ident).await?;
+            let Some(manifests) = Manifests::of(&t).await? else { break };
+            let attempt = self.commit_rewrite(&ident, &t, &manifests, &replaced, &new_files, &report).await?;
+            table = Some(t);
+            match attempt {
+                Attempt::Committed => return Ok(report),
+                Attempt::Stale => break,
+                Attempt::Lost => continue,
+            }
+        }
+        // Nothing references the rewritten files: remove them.
+        if let Some(t) = table {
+            for f in &new_files {
+                let _ = t.file_io().delete(f.file_path()).await;
+            }
+        }
+        Err(Error::Conflict(format!("{ident} changed while it was compacted")))
+    }
+
+    /// Commits `new_files` in place of `replaced` on top of `table`'s current snapshot, whose
+    /// live entries are `manifests`: one manifest for the touched manifests' entries (new files
+    /// added, replaced ones deleted, the rest existing with their sequence numbers), untouched
+    /// manifests as they are, a manifest list, a `replace` snapshot and the next metadata file,
+    /// swapped in with the catalog's compare-and-swap.
+    async fn commit_rewrite(
+        &self,
+        ident: &TableIdent,
+        table: &Table,
+        manifests: &Manifests,
+        replaced: &HashSet<String>,
+        new_files: &[DataFile],
+        report: &Compacted,
+    ) -> Result<Attempt> {
+        let live: HashSet<&str> = manifests.alive().map(|e| e.data_file().file_path()).collect();
+        if !replaced.iter().all(|p| live.contains(p.as_str())) {
+            return Ok(Attempt::Stale);
+        }
+        let metadata = table.metadata();
+        let Some(current) = metadata.current_snapshot() else { return Ok(Attempt::Stale) };
+        let file_io = table.file_io();
+        let snapshot_id = loop {
+            let id = (rand_id() >> 1) as i64;
+            if id > 0 && metadata.snapshot_by_id(id).is_none() {
+                break id;
+            }
+        };
+        let sequence_number = metadata.last_sequence_number() + 1;
+        let location = metadata.location().trim_end_matches('/');
         let uuid = format!("{:032x}", rand_id() as u128 | ((rand_id() as u128) << 64));
-        let manifest_path = format!("{}/metadata/{uuid}-m0.avro", metadata.location().trim_end_matches('/'));
+        let manifest_path = format!("{location}/metadata/{uuid}-m0.avro");
         let mut writer = ManifestWriterBuilder::new(
             file_io.new_output(&manifest_path)?,
             Some(snapshot_id),
@@ -148,7 +245,7 @@ impl Lake {
             writer.add_file(f, sequence_number)?;
         }
         let mut kept = Vec::new();
-        for (mf, entries) in &manifests {
+        for (mf, entries) in &manifests.entries {
             let touched = entries.iter().any(|e| replaced.contains(e.data_file().file_path()));
             if !touched {
                 kept.push(mf.clone());
@@ -165,8 +262,7 @@ impl Lake {
             }
         }
         kept.push(writer.write_manifest_file().await?);
-        let list_path =
-            format!("{}/metadata/snap-{snapshot_id}-1-{uuid}.avro", metadata.location().trim_end_matches('/'));
+        let list_path = format!("{location}/metadata/snap-{snapshot_id}-1-{uuid}.avro");
         let mut list_writer = ManifestListWriter::v2(
             file_io.new_output(&list_path)?.writer().await?,
             snapshot_id,
@@ -212,19 +308,14 @@ impl Lake {
         let next_location = MetadataLocation::from_str(current_location)?.with_next_version();
         next.write_to(file_io, &next_location).await?;
 
-        let swapped = self.swap_metadata(&ident, current_location, &next_location.to_string()).await?;
-        if !swapped {
-            // Someone committed first: nothing of ours is referenced; remove it.
-            for path in new_files.iter().map(|f| f.file_path().to_owned()).chain([
-                manifest_path,
-                list_path,
-                next_location.to_string(),
-            ]) {
-                let _ = file_io.delete(&path).await;
-            }
-            return Err(Error::Conflict(format!("{namespace}.{name} changed while it was compacted")));
+        if self.swap_metadata(ident, current_location, &next_location.to_string()).await? {
+            return Ok(Attempt::Committed);
         }
-        Ok(Some(report))
+        // Someone committed first: this attempt's metadata is referenced by nothing.
+        for path in [manifest_path, list_path, next_location.to_string()] {
+            let _ = file_io.delete(&path).await;
+        }
+        Ok(Attempt::Lost)
     }
 
     /// The SQL catalog's compare-and-swap: point the table at `next` if it still points at
@@ -354,6 +445,50 @@ mod tests {
         let more = [FileGroup { folder: "hour=07".into(), batches: vec![batch(60, 10, &mut schema)] }];
         let table = lake.append(&table, &more, &cp, Compression::Snappy, "h").await.unwrap();
         assert_eq!(ids(&table).await, (0..70).collect::<Vec<i64>>());
+    }
+
+    #[tokio::test]
+    async fn a_rewrite_is_rebased_on_deliveries_that_committed_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path()).await.unwrap();
+        let mut schema = TableSchema::default();
+        batch(0, 1, &mut schema);
+        let mut table = lake.table("raw", "t", &schema).await.unwrap();
+        async fn append(lake: &Lake, table: Table, from: usize, schema: &mut TableSchema) -> Table {
+            let cp = BTreeMap::from([("s".to_string(), format!("{}", from + 10))]);
+            let group = [FileGroup { folder: "hour=07".into(), batches: vec![batch(from, 10, schema)] }];
+            lake.append(&table, &group, &cp, Compression::Snappy, &format!("f{from}")).await.unwrap()
+        }
+        for i in 0..3 {
+            table = append(&lake, table, i * 10, &mut schema).await;
+        }
+        let policy = CompactionPolicy { small_bytes: 1 << 20, min_files: 3, compression: Compression::Snappy };
+        let ident = table.identifier().clone();
+        let rewrite = lake.rewrite(ident.clone(), policy).await.unwrap().unwrap();
+        // Two deliveries commit while the rewrite was being written.
+        table = append(&lake, table, 30, &mut schema).await;
+        append(&lake, table, 40, &mut schema).await;
+        let done = lake.commit_with_rebase(rewrite).await.unwrap();
+        assert_eq!((done.files_in, done.rows), (3, 30));
+        let table = lake.catalog.load_table(&ident).await.unwrap();
+        assert_eq!(ids(&table).await, (0..50).collect::<Vec<i64>>(), "every row exactly once");
+        assert_eq!(table.metadata().current_snapshot().unwrap().summary().operation, Operation::Replace);
+        let cp = BTreeMap::from([("s".to_string(), "50".to_string())]);
+        assert_eq!(lake.checkpoint("raw", "t").await.unwrap(), Some(cp), "the newest delivery's checkpoint");
+
+        // A rewrite of files another rewrite already replaced is stale: refused, its files removed.
+        let table = append(&lake, table, 50, &mut schema).await;
+        let policy = CompactionPolicy { min_files: 2, ..policy };
+        let first = lake.rewrite(ident.clone(), policy).await.unwrap().unwrap();
+        let second = lake.rewrite(ident.clone(), policy).await.unwrap().unwrap();
+        let second_files: Vec<String> = second.new_files.iter().map(|f| f.file_path().to_owned()).collect();
+        lake.commit_with_rebase(first).await.unwrap();
+        assert!(matches!(lake.commit_with_rebase(second).await, Err(Error::Conflict(_))));
+        for f in second_files {
+            assert!(!table.file_io().exists(&f).await.unwrap(), "{f} should have been removed");
+        }
+        let table = lake.catalog.load_table(&ident).await.unwrap();
+        assert_eq!(ids(&table).await, (0..60).collect::<Vec<i64>>());
     }
 
     #[tokio::test]
