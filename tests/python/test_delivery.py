@@ -312,3 +312,39 @@ def test_kpl_aggregated_records_are_delivered_one_row_each(make_server, tmp_path
     kinesis.put_records(StreamName="raw.vehicles", Records=[{"Data": agg, "PartitionKey": "key"}, {"Data": vehicle(25), "PartitionKey": "p"}])
     _, rows = table_rows(server, lambda rows: len(rows) >= 26)
     assert sorted(r["vehicleid"] for r in rows) == sorted(f"V{i:05d}" for i in range(26))
+
+
+def test_a_record_field_chooses_the_time_folders(make_server, tmp_path):
+    config = tmp_path / "tarn.toml"
+    config.write_text(SEGMENT.format(interval=1) + 'partition_time_field = "EventTime"\n')
+    server = make_server(args=("--config", str(config)))
+    kinesis = server.client()
+    events = {i: f"2026-11-{20 + i % 2}T0{i % 3}:30:00Z" for i in range(12)}
+    records = [{"Data": vehicle(i, EventTime=t), "PartitionKey": f"v{i}"} for i, t in events.items()]
+    records.append({"Data": vehicle(99, EventTime="soon"), "PartitionKey": "bad"})
+    out = kinesis.put_records(StreamName="raw.vehicles", Records=records)
+    assert out["FailedRecordCount"] == 0
+
+    table, rows = table_rows(server, lambda rows: len(rows) >= 12)
+    assert len(rows) == 12
+    folder_of = {}
+    for task in table.scan().plan_files():
+        folder = task.file.file_path.split("/data/")[1].rsplit("/", 1)[0]
+        folder_of.setdefault(folder, 0)
+        folder_of[folder] += task.file.record_count
+    expected = {}
+    for t in events.values():
+        day, hour = t[8:10], t[11:13]
+        key = f"year=2026/month=11/day={day}/hour={hour}"
+        expected[key] = expected.get(key, 0) + 1
+    assert folder_of == expected, "rows sit in their event hour, not their arrival hour"
+    # The record whose EventTime is not a time is in the error output, not lost.
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        found = glob.glob(os.path.join(server.data_dir, "lake", "errors", "raw", "vehicles", "partitioning-failed", "**", "*.json"), recursive=True)
+        if found:
+            break
+        time.sleep(0.3)
+    docs = [json.loads(line) for f in found for line in open(f)]
+    assert [d["sequenceNumber"] for d in docs] == [out["Records"][12]["SequenceNumber"]]
+    assert "EventTime" in docs[0]["lastErrorMessage"]

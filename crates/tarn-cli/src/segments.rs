@@ -55,6 +55,7 @@ pub fn declared(config: &Config, streams: &Streams) -> anyhow::Result<Vec<Segmen
                 .map_err(|e| anyhow::anyhow!("segment {stream}: the declared schema is not valid: {e}"))?;
             def.declared_schema = Some(json.to_string());
         }
+        def.partition_time_field = Some(d.partition_time_field.clone()).filter(|f| !f.is_empty());
         def.backup_days = d.backup_days;
         def.compact_min_files = d.compact_min_files;
         def.compact_small_mib = d.compact_small_mib;
@@ -106,6 +107,10 @@ impl DeliveryRunner {
             },
             prefixes,
             partition_query: def.query()?,
+            partition_time_field: def
+                .partition_time_field
+                .as_deref()
+                .map(|path| path.trim_start_matches('.').split('.').map(str::to_owned).collect()),
             declared_schema: def
                 .declared_schema
                 .as_deref()

@@ -168,6 +168,10 @@ pub struct DeliveryConfig {
     pub timestamp_columns: Vec<String>,
     /// Column that keeps values which fit no column; empty sends such records to the error output.
     pub rescue_column: String,
+    /// The record field (a path like `EventTime` or `Status.Updated`, ISO-8601 or epoch) whose
+    /// time fills the prefix's `!{timestamp:...}` folders; empty: the arrival time. Records
+    /// without a usable value go to the error output (`partitioning-failed`).
+    pub partition_time_field: String,
     /// Keep the source records as gzip'd JSON lines under `lake/backup/` for this many days; 0: no backup.
     pub backup_days: u32,
     /// Compaction: once a data folder holds this many files smaller than `compact_small_mib`,
@@ -189,6 +193,7 @@ impl Default for DeliveryConfig {
             dots_to_underscores: false,
             timestamp_columns: Vec::new(),
             rescue_column: "_rescued".into(),
+            partition_time_field: String::new(),
             backup_days: 30,
             compact_min_files: 8,
             compact_small_mib: 2,

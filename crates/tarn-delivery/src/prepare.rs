@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use tarn_convert::{ConvertOptions, Shapes, TableSchema, convert};
+use tarn_convert::{ConvertOptions, Shapes, TableSchema, convert, time};
 use tarn_lake::FileGroup;
 
 use tarn_segments::partition_query::PartitionQuery;
@@ -42,6 +42,9 @@ pub struct Folders<'a> {
     pub random: &'a str,
     /// Dynamic partitioning: the query whose keys the data prefix uses.
     pub query: Option<&'a PartitionQuery>,
+    /// The record field whose time fills `!{timestamp:...}` (path segments as written in the
+    /// JSON); `None`: the arrival time.
+    pub time_field: Option<&'a [String]>,
 }
 
 /// Why a record went to the error output: the error output type (its folder) and error code.
@@ -60,6 +63,33 @@ impl Folders<'_> {
     fn data(&self, arrival_ms: i64, partition: &[(String, String)]) -> String {
         let folder = self.prefixes.data.evaluate_with(arrival_ms, None, partition, &mut || self.random.to_owned());
         folder.trim_end_matches('/').to_owned()
+    }
+
+    /// The time of `object` that places it in a folder: its `time_field` (ISO-8601, or epoch
+    /// seconds, milliseconds or microseconds, as a number or a string of digits), or `arrival_ms`.
+    fn time_of(&self, object: &Map<String, Value>, arrival_ms: i64, options: &ConvertOptions) -> Result<i64, String> {
+        let Some(path) = self.time_field else { return Ok(arrival_ms) };
+        let mut at: Option<&Value> = None;
+        for (i, segment) in path.iter().enumerate() {
+            let map = match (i, at) {
+                (0, _) => Some(object),
+                (_, Some(Value::Object(m))) => Some(m),
+                _ => None,
+            };
+            at = map.and_then(|m| m.get(&options.name_of_key(segment, i == 0)));
+        }
+        let micros = match at {
+            Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse::<f64>().ok().and_then(time::epoch_to_micros)
+            }
+            Some(Value::String(s)) => time::parse_iso8601(s),
+            Some(Value::Number(n)) => n.as_f64().and_then(time::epoch_to_micros),
+            _ => None,
+        };
+        micros.map(|us| us.div_euclid(1000)).ok_or_else(|| match at {
+            None | Some(Value::Null) => format!("partition time field .{} is missing", path.join(".")),
+            Some(v) => format!("partition time field .{} is not a timestamp (ISO-8601 or epoch): {v}", path.join(".")),
+        })
     }
 
     fn error(&self, arrival_ms: i64, failure: Failure) -> String {
@@ -209,18 +239,24 @@ fn parse_chunk(
                     error_document(record, &failure.raw, FORMAT_CONVERSION_FAILED, &failure.message, table, now_ms);
                 errors.push((folders.error(record.arrival_ms, FORMAT_CONVERSION_FAILED), doc));
             }
-            let Some(query) = folders.query else {
+            if folders.query.is_none() && folders.time_field.is_none() {
                 let (owners, rows) = by_folder.entry(folders.data(record.arrival_ms, &[])).or_default();
                 owners.extend(std::iter::repeat_n(i, objects.len()));
                 rows.extend(objects);
                 continue;
-            };
+            }
             // A payload of one object is shown as it arrived; parts of a larger one as parsed.
             let whole_payload = objects.len() == 1;
             for object in objects {
-                match query.evaluate(&object, |segment, top| options.name_of_key(segment, top)) {
-                    Ok(partition) => {
-                        let (owners, rows) = by_folder.entry(folders.data(record.arrival_ms, &partition)).or_default();
+                let placed = folders.time_of(&object, record.arrival_ms, options).and_then(|at| match folders.query {
+                    Some(query) => {
+                        query.evaluate(&object, |segment, top| options.name_of_key(segment, top)).map(|p| (at, p))
+                    }
+                    None => Ok((at, Vec::new())),
+                });
+                match placed {
+                    Ok((at, partition)) => {
+                        let (owners, rows) = by_folder.entry(folders.data(at, &partition)).or_default();
                         owners.push(i);
                         rows.push(object);
                     }
@@ -294,7 +330,7 @@ mod tests {
         now_ms: i64,
     ) -> Result<Prepared, tarn_lake::Error> {
         let prefixes = Prefixes::hive();
-        let folders = Folders { prefixes: &prefixes, random: "r", query: None };
+        let folders = Folders { prefixes: &prefixes, random: "r", query: None, time_field: None };
         super::prepare(records, schema, Some(&mut Shapes::default()), options, &folders, table, now_ms, 2)
     }
     const H8: i64 = H7 + 3_600_000;
@@ -363,7 +399,7 @@ mod tests {
             })
             .collect();
         let prefixes = Prefixes::hive();
-        let folders = Folders { prefixes: &prefixes, random: "r", query: None };
+        let folders = Folders { prefixes: &prefixes, random: "r", query: None, time_field: None };
         let options = ConvertOptions::default();
         let run = |threads| {
             let mut shapes = Shapes::default();
@@ -396,6 +432,36 @@ mod tests {
         };
         assert_eq!(ids(&one), ids(&two));
         assert_eq!(ids(&two), (0..n as i64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_record_field_can_place_rows_in_time_folders_and_unusable_ones_go_to_errors() {
+        let records = [
+            pending(1, H8, r#"{"Id":1,"Status":{"At":"2026-11-21T23:59:59Z"}}"#),
+            pending(2, H8, r#"{"Id":2,"Status":{"At":1795330800000}}"#),
+            pending(3, H8, r#"{"Id":3,"Status":{"At":"1795330800"}}"#),
+            pending(4, H8, r#"{"Id":4,"Status":{"At":"yesterday"}}"#),
+            pending(5, H8, r#"{"Id":5}"#),
+        ];
+        let prefixes = Prefixes::hive();
+        let path = ["Status".to_owned(), "At".to_owned()];
+        let folders = Folders { prefixes: &prefixes, random: "r", query: None, time_field: Some(&path) };
+        let options = ConvertOptions::default();
+        let mut shapes = Shapes::default();
+        let p = super::prepare(&records, &TableSchema::default(), Some(&mut shapes), &options, &folders, "t", 0, 1)
+            .unwrap();
+        let folders_rows: Vec<(String, usize)> =
+            p.groups.iter().map(|g| (g.folder.clone(), g.batches.iter().map(|b| b.num_rows()).sum())).collect();
+        assert_eq!(
+            folders_rows,
+            [("year=2026/month=11/day=21/hour=23".to_owned(), 1), ("year=2026/month=11/day=22/hour=07".to_owned(), 2)],
+            "event time, not arrival time (08:00), places the rows"
+        );
+        let docs: Vec<&Value> = p.errors.values().flatten().collect();
+        assert_eq!(docs.len(), 2);
+        assert!(p.errors.keys().all(|k| k.starts_with("partitioning-failed/")), "{:?}", p.errors.keys());
+        let messages: Vec<&str> = docs.iter().map(|d| d["lastErrorMessage"].as_str().unwrap()).collect();
+        assert!(messages[0].contains("not a timestamp") && messages[1].contains("missing"), "{messages:?}");
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub struct DeliverySpec {
     pub declared_schema: Option<TableSchema>,
     /// Dynamic partitioning: the query for the prefix's `!{partitionKeyFromQuery:...}` keys.
     pub partition_query: Option<PartitionQuery>,
+    /// The record field (path segments as written in the JSON) whose time fills the prefix's
+    /// `!{timestamp:...}`; `None`: the arrival time.
+    pub partition_time_field: Option<Vec<String>>,
     /// For shards the table has no checkpoint of: start with the first record that arrived at
     /// or after this time (a KinesisStreamAsSource delivery starts at its creation, as Firehose
     /// starts at LATEST); `None` starts at the oldest record.
@@ -327,7 +330,12 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
     let started = Instant::now();
     let table_name = format!("{}.{}", spec.layer, spec.name);
     let random = random_string();
-    let folders = Folders { prefixes: &spec.prefixes, random: &random, query: spec.partition_query.as_ref() };
+    let folders = Folders {
+        prefixes: &spec.prefixes,
+        random: &random,
+        query: spec.partition_query.as_ref(),
+        time_field: spec.partition_time_field.as_deref(),
+    };
     // Shapes are kept only if the flush commits: a retry must evolve the same rows again.
     let mut shapes = state.shapes.clone();
     let evolve = spec.declared_schema.is_none();

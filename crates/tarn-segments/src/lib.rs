@@ -95,6 +95,10 @@ pub struct SegmentDef {
     /// prefix uses as `!{partitionKeyFromQuery:key}`; `None`: off.
     #[serde(default)]
     pub partition_query: Option<String>,
+    /// The record field whose time fills `!{timestamp:...}` (a path such as `Status.Updated`);
+    /// `None`: the arrival time.
+    #[serde(default)]
+    pub partition_time_field: Option<String>,
     /// Days the raw backup of the source records is kept; 0: no backup.
     #[serde(default)]
     pub backup_days: u32,
@@ -138,6 +142,7 @@ impl SegmentDef {
             json: JsonOptions::default(),
             declared_schema: None,
             partition_query: None,
+            partition_time_field: None,
             backup_days: 0,
             compact_min_files: default_compact_min_files(),
             compact_small_mib: default_compact_small_mib(),
