@@ -316,17 +316,19 @@ def test_kpl_aggregated_records_are_delivered_one_row_each(make_server, tmp_path
 
 def test_a_record_field_chooses_the_time_folders(make_server, tmp_path):
     config = tmp_path / "tarn.toml"
-    config.write_text(SEGMENT.format(interval=1) + 'partition_time_field = "EventTime"\n')
+    config.write_text(SEGMENT.format(interval=1) + 'partition_time_field = "EventTime"\ncolumn_to_key = { source = "@source" }\n')
     server = make_server(args=("--config", str(config)))
     kinesis = server.client()
     events = {i: f"2026-11-{20 + i % 2}T0{i % 3}:30:00Z" for i in range(12)}
-    records = [{"Data": vehicle(i, EventTime=t), "PartitionKey": f"v{i}"} for i, t in events.items()]
+    records = [{"Data": vehicle(i, EventTime=t, **{"@source": f"unit-{i}"}), "PartitionKey": f"v{i}"} for i, t in events.items()]
     records.append({"Data": vehicle(99, EventTime="soon"), "PartitionKey": "bad"})
     out = kinesis.put_records(StreamName="raw.vehicles", Records=records)
     assert out["FailedRecordCount"] == 0
 
     table, rows = table_rows(server, lambda rows: len(rows) >= 12)
     assert len(rows) == 12
+    # OpenX column-to-key mapping: the "@source" key fills the `source` column.
+    assert sorted(r["source"] for r in rows) == sorted(f"unit-{i}" for i in range(12))
     folder_of = {}
     for task in table.scan().plan_files():
         folder = task.file.file_path.split("/data/")[1].rsplit("/", 1)[0]

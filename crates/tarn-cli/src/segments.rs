@@ -45,7 +45,7 @@ pub fn declared(config: &Config, streams: &Streams) -> anyhow::Result<Vec<Segmen
         def.json = JsonOptions {
             case_insensitive: d.case_insensitive,
             dots_to_underscores: d.dots_to_underscores,
-            column_to_key: Default::default(),
+            column_to_key: d.column_to_key.clone(),
             timestamp_columns: d.timestamp_columns.clone(),
             rescue_column: d.rescue_column.clone(),
         };

@@ -166,6 +166,9 @@ pub struct DeliveryConfig {
     pub dots_to_underscores: bool,
     /// Columns that are timestamps whatever their first values look like (epoch numbers too).
     pub timestamp_columns: Vec<String>,
+    /// OpenX `ColumnToJsonKeyMappings`: column name → the top-level JSON key it is read from
+    /// (for keys that are not valid column names, such as `"ts"` for a key `"@timestamp"`).
+    pub column_to_key: BTreeMap<String, String>,
     /// Column that keeps values which fit no column; empty sends such records to the error output.
     pub rescue_column: String,
     /// The record field (a path like `EventTime` or `Status.Updated`, ISO-8601 or epoch) whose
@@ -192,6 +195,7 @@ impl Default for DeliveryConfig {
             case_insensitive: true,
             dots_to_underscores: false,
             timestamp_columns: Vec::new(),
+            column_to_key: BTreeMap::new(),
             rescue_column: "_rescued".into(),
             partition_time_field: String::new(),
             backup_days: 30,
