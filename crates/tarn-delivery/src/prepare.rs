@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use tarn_convert::{ConvertOptions, Shapes, TableSchema, convert, time};
 use tarn_lake::FileGroup;
 
-use tarn_segments::partition_query::PartitionQuery;
+use tarn_segments::partition_query::{PartitionQuery, lookup};
 
 use crate::kpl;
 use tarn_segments::prefix::Prefixes;
@@ -69,15 +69,7 @@ impl Folders<'_> {
     /// seconds, milliseconds or microseconds, as a number or a string of digits), or `arrival_ms`.
     fn time_of(&self, object: &Map<String, Value>, arrival_ms: i64, options: &ConvertOptions) -> Result<i64, String> {
         let Some(path) = self.time_field else { return Ok(arrival_ms) };
-        let mut at: Option<&Value> = None;
-        for (i, segment) in path.iter().enumerate() {
-            let map = match (i, at) {
-                (0, _) => Some(object),
-                (_, Some(Value::Object(m))) => Some(m),
-                _ => None,
-            };
-            at = map.and_then(|m| m.get(&options.name_of_key(segment, i == 0)));
-        }
+        let at = lookup(object, path, |segment, top| options.name_of_key(segment, top));
         let micros = match at {
             Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
                 s.parse::<f64>().ok().and_then(time::epoch_to_micros)

@@ -108,16 +108,7 @@ impl PartitionQuery {
     ) -> Result<Vec<(String, String)>, String> {
         let mut out = Vec::with_capacity(self.keys.len());
         for (key, path) in &self.keys {
-            let mut at: Option<&Value> = None;
-            for (i, segment) in path.iter().enumerate() {
-                let map = match (i, at) {
-                    (0, _) => Some(object),
-                    (_, Some(Value::Object(m))) => Some(m),
-                    _ => None,
-                };
-                at = map.and_then(|m| m.get(&field(segment, i == 0)));
-            }
-            let text = match at {
+            let text = match lookup(object, path, &field) {
                 Some(Value::String(s)) => s.clone(),
                 Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
                 Some(Value::Null) | None => return Err(format!("partition key {key}: .{} is missing", path.join("."))),
@@ -127,6 +118,25 @@ impl PartitionQuery {
         }
         Ok(out)
     }
+}
+
+/// The value at `path` in `object` (a field name per level), if every level is there. `field`
+/// maps a path segment (and whether it is the first) to the object's key for it.
+pub fn lookup<'v>(
+    object: &'v Map<String, Value>,
+    path: &[String],
+    field: impl Fn(&str, bool) -> String,
+) -> Option<&'v Value> {
+    let mut at: Option<&Value> = None;
+    for (i, segment) in path.iter().enumerate() {
+        let map = match (i, at) {
+            (0, _) => Some(object),
+            (_, Some(Value::Object(m))) => Some(m),
+            _ => None,
+        };
+        at = map.and_then(|m| m.get(&field(segment, i == 0)));
+    }
+    at
 }
 
 #[cfg(test)]
