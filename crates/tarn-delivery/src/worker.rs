@@ -318,8 +318,6 @@ fn with_declared(mut schema: TableSchema, declared: &TableSchema, options: &Conv
     schema
 }
 
-/// Rewrites the table's folders of small files; a conflict with another commit waits for the
-/// next try, other failures are logged (the table stays as it was).
 /// What a flush delivered.
 struct Flushed {
     rows: usize,
@@ -391,7 +389,7 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
 fn error_file(docs: &[serde_json::Value]) -> bytes::Bytes {
     let mut out = Vec::new();
     for doc in docs {
-        out.extend_from_slice(doc.to_string().as_bytes());
+        serde_json::to_writer(&mut out, doc).expect("a JSON value always serializes");
         out.push(b'\n');
     }
     out.into()

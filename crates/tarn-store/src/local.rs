@@ -19,8 +19,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl LocalStore {
+    /// The store rooted at `root`, made absolute (against the working directory) so that the
+    /// `file://` URLs Iceberg metadata records stay valid wherever they are read from.
     pub fn new(root: impl Into<PathBuf>) -> LocalStore {
-        LocalStore { root: root.into() }
+        let root = root.into();
+        LocalStore { root: std::path::absolute(&root).unwrap_or(root) }
     }
 
     pub fn root(&self) -> &Path {
@@ -154,6 +157,13 @@ impl LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_root_gives_absolute_urls() {
+        let store = crate::Store::local("tarn-data/lake");
+        let url = store.url("warehouse");
+        assert!(url.starts_with("file:///") && url.ends_with("/tarn-data/lake/warehouse"), "{url}");
+    }
 
     #[tokio::test]
     async fn puts_lists_reads_and_deletes_by_key() {
