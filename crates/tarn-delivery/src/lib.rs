@@ -10,13 +10,16 @@
 //!
 //! Layout: `cursor` (positions, checkpoints, reshard order) · `prepare` (records → batches per
 //! hour folder and error documents; pure) · `worker` (the loop, its thread, flush and retry) ·
-//! `maintenance` (compaction and expiry on their own thread) · `backup` · `kpl`.
+//! `maintenance` (compaction and expiry on their own thread) · `tail` (what queries read
+//! of records not yet delivered) · `backup` · `kpl`.
 
 pub mod backup;
 pub mod cursor;
 pub mod kpl;
 mod maintenance;
 pub mod prepare;
+mod tail;
 mod worker;
 
+pub use tail::{TailReader, TailRows};
 pub use worker::{Delivery, DeliverySpec};

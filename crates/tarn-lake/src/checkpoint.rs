@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use iceberg::Catalog;
+use iceberg::spec::TableMetadata;
 use iceberg::{NamespaceIdent, TableIdent};
 
 use crate::catalog::Lake;
@@ -18,18 +19,22 @@ impl Lake {
     pub async fn checkpoint(&self, namespace: &str, name: &str) -> Result<Option<BTreeMap<String, String>>> {
         let ident = TableIdent::new(NamespaceIdent::new(namespace.to_owned()), name.to_owned());
         let table = self.catalog.load_table(&ident).await?;
-        let metadata = table.metadata();
-        let mut at = metadata.current_snapshot();
-        while let Some(snapshot) = at {
-            if let Some(text) = snapshot.summary().additional_properties.get(CHECKPOINT_PROPERTY) {
-                let parsed = serde_json::from_str(text)
-                    .map_err(|e| Error::Checkpoint { table: format!("{namespace}.{name}"), message: e.to_string() })?;
-                return Ok(Some(parsed));
-            }
-            at = snapshot.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id));
-        }
-        Ok(None)
+        checkpoint_of(table.metadata(), &format!("{namespace}.{name}"))
     }
+}
+
+/// The checkpoint of the current snapshot of `metadata` (or of its nearest ancestor carrying one).
+pub(crate) fn checkpoint_of(metadata: &TableMetadata, table: &str) -> Result<Option<BTreeMap<String, String>>> {
+    let mut at = metadata.current_snapshot();
+    while let Some(snapshot) = at {
+        if let Some(text) = snapshot.summary().additional_properties.get(CHECKPOINT_PROPERTY) {
+            let parsed = serde_json::from_str(text)
+                .map_err(|e| Error::Checkpoint { table: table.to_owned(), message: e.to_string() })?;
+            return Ok(Some(parsed));
+        }
+        at = snapshot.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id));
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -56,12 +56,12 @@ fn folder_of(path: &str) -> &str {
 }
 
 /// The live entries of a table's current snapshot, by manifest.
-struct Manifests {
-    entries: Vec<(ManifestFile, Vec<ManifestEntryRef>)>,
+pub(crate) struct Manifests {
+    pub(crate) entries: Vec<(ManifestFile, Vec<ManifestEntryRef>)>,
 }
 
 impl Manifests {
-    async fn of(table: &Table) -> Result<Option<Manifests>> {
+    pub(crate) async fn of(table: &Table) -> Result<Option<Manifests>> {
         let metadata = table.metadata();
         let Some(current) = metadata.current_snapshot() else { return Ok(None) };
         let file_io = table.file_io();
@@ -75,7 +75,7 @@ impl Manifests {
         Ok(Some(Manifests { entries }))
     }
 
-    fn alive(&self) -> impl Iterator<Item = &ManifestEntryRef> {
+    pub(crate) fn alive(&self) -> impl Iterator<Item = &ManifestEntryRef> {
         self.entries.iter().flat_map(|(_, e)| e.iter()).filter(|e| e.is_alive())
     }
 }

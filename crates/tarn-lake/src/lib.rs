@@ -10,7 +10,7 @@
 //!
 //! Layout: `catalog` (open, namespaces, tables) · `schema` (converter schema → Iceberg) ·
 //! `append` (batches → Parquet → fast-append commit) · `checkpoint` · `compact` (rewrite commits) ·
-//! `expire` (snapshot expiry with file removal) · `io` (Iceberg file I/O on S3 via `tarn-store`).
+//! `expire` (snapshot expiry with file removal) · `view` (a snapshot as queries read it) · `io` (Iceberg file I/O on S3 via `tarn-store`).
 
 mod append;
 mod catalog;
@@ -19,6 +19,7 @@ mod compact;
 mod expire;
 mod io;
 mod schema;
+mod view;
 
 pub use append::{Compression, FileGroup};
 pub use catalog::Lake;
@@ -27,6 +28,7 @@ pub use compact::{Compacted, CompactionPolicy};
 pub use expire::Expired;
 pub use schema::{MissingColumn, from_iceberg_schema, missing_columns, to_iceberg_schema};
 pub use tarn_store::Store;
+pub use view::{LiveFile, ManifestCache, TableView};
 
 /// Errors of the lake, with the table they concern.
 #[derive(Debug, thiserror::Error)]

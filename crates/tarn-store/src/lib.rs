@@ -53,6 +53,23 @@ impl Store {
         }
     }
 
+    /// The key of a URL that [`Store::url`] made (or an equivalent `file:` / `s3a://` form), or
+    /// `None` when the URL lies outside this store.
+    pub fn key_of<'a>(&self, url: &'a str) -> Option<&'a str> {
+        match self {
+            Store::Local(l) => {
+                let path = url.strip_prefix("file://").or_else(|| url.strip_prefix("file:")).unwrap_or(url);
+                let root = l.root().to_str()?;
+                path.strip_prefix(root)?.strip_prefix('/')
+            }
+            Store::S3 { s3, prefix } => {
+                let rest = url.strip_prefix("s3://").or_else(|| url.strip_prefix("s3a://"))?;
+                let key = rest.strip_prefix(s3.bucket())?.strip_prefix('/')?;
+                if prefix.is_empty() { Some(key) } else { key.strip_prefix(prefix.as_str())?.strip_prefix('/') }
+            }
+        }
+    }
+
     /// The local directory of a local store.
     pub fn local_root(&self) -> Option<&Path> {
         match self {
@@ -119,5 +136,36 @@ fn join(prefix: &str, key: &str) -> String {
         (true, _) => key.to_owned(),
         (false, true) => prefix.to_owned(),
         (false, false) => format!("{prefix}/{key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_of_undoes_url_and_refuses_other_locations() {
+        let local = Store::local("/var/lake");
+        assert_eq!(local.key_of(&local.url("warehouse/a/b.parquet")), Some("warehouse/a/b.parquet"));
+        assert_eq!(local.key_of("file:/var/lake/warehouse/x"), Some("warehouse/x"));
+        assert_eq!(local.key_of("file:///var/lakehouse/x"), None);
+        assert_eq!(local.key_of("s3://b/warehouse/x"), None);
+
+        let config = S3Config {
+            bucket: String::new(),
+            endpoint: Some("http://127.0.0.1:9".into()),
+            region: "us-east-1".into(),
+            access_key_id: "k".into(),
+            secret_access_key: "s".into(),
+            session_token: None,
+            path_style: true,
+        };
+        let s3 = Store::s3("s3://bucket/tarn", config.clone()).unwrap();
+        assert_eq!(s3.key_of(&s3.url("warehouse/t/x.parquet")), Some("warehouse/t/x.parquet"));
+        assert_eq!(s3.key_of("s3a://bucket/tarn/w"), Some("w"));
+        assert_eq!(s3.key_of("s3://bucket/tarnish/w"), None);
+        assert_eq!(s3.key_of("s3://other/tarn/w"), None);
+        let bare = Store::s3("s3://bucket", config).unwrap();
+        assert_eq!(bare.key_of("s3://bucket/w/x"), Some("w/x"));
     }
 }

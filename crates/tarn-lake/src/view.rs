@@ -1,0 +1,151 @@
+//! What a query sees of a table: one snapshot's schema, live data files and delivery checkpoint,
+//! all from the same metadata file, so the checkpoint is the exact boundary between the rows in
+//! the files and the rows still in the stream.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use arrow_schema::{Field, Schema, SchemaRef};
+use iceberg::spec::{DataContentType, ManifestList};
+use iceberg::{Catalog, NamespaceIdent};
+
+use tarn_convert::TableSchema;
+
+use crate::catalog::Lake;
+use crate::checkpoint::checkpoint_of;
+use crate::schema::from_iceberg_schema;
+use crate::{Error, Result};
+
+/// A live data file of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveFile {
+    /// As the metadata records it (`file:///…`, `s3://bucket/…`).
+    pub path: String,
+    pub size: u64,
+    pub rows: u64,
+}
+
+/// One snapshot of a table, as a reader needs it.
+#[derive(Debug, Clone)]
+pub struct TableView {
+    pub namespace: String,
+    pub name: String,
+    /// The table's current schema in Arrow, without Iceberg's field-id metadata.
+    pub schema: SchemaRef,
+    /// The same schema as delivery converts records to it.
+    pub table_schema: TableSchema,
+    /// `None` for a table without a snapshot yet.
+    pub snapshot_id: Option<i64>,
+    pub files: Vec<LiveFile>,
+    /// The delivery checkpoint committed with these files (shard → last delivered position).
+    pub checkpoint: Option<BTreeMap<String, String>>,
+    /// The table's root location.
+    pub location: String,
+}
+
+/// Manifests never change once written, so their live files are kept by path across queries.
+#[derive(Default)]
+pub struct ManifestCache {
+    files: Mutex<HashMap<String, Arc<Vec<LiveFile>>>>,
+}
+
+impl ManifestCache {
+    const MAX_MANIFESTS: usize = 100_000;
+
+    fn get(&self, path: &str) -> Option<Arc<Vec<LiveFile>>> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).get(path).cloned()
+    }
+
+    fn put(&self, path: &str, files: Arc<Vec<LiveFile>>) {
+        let mut map = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= Self::MAX_MANIFESTS {
+            map.clear();
+        }
+        map.insert(path.to_owned(), files);
+    }
+}
+
+fn without_metadata(schema: &Schema) -> Schema {
+    fn strip(field: &Field) -> Field {
+        use arrow_schema::DataType;
+        let data_type = match field.data_type() {
+            DataType::Struct(fields) => DataType::Struct(fields.iter().map(|f| strip(f)).collect()),
+            DataType::List(item) => DataType::List(Arc::new(strip(item))),
+            DataType::LargeList(item) => DataType::LargeList(Arc::new(strip(item))),
+            DataType::Map(entries, sorted) => DataType::Map(Arc::new(strip(entries)), *sorted),
+            other => other.clone(),
+        };
+        Field::new(field.name(), data_type, field.is_nullable())
+    }
+    Schema::new(schema.fields().iter().map(|f| strip(f)).collect::<Vec<_>>())
+}
+
+impl Lake {
+    /// The namespaces of the catalog, sorted.
+    pub async fn namespaces(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> =
+            self.catalog.list_namespaces(None).await?.into_iter().map(|ns| ns.to_url_string()).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The tables of `namespace`, sorted.
+    pub async fn tables(&self, namespace: &str) -> Result<Vec<String>> {
+        let ns = NamespaceIdent::new(namespace.to_owned());
+        if !self.catalog.namespace_exists(&ns).await? {
+            return Ok(Vec::new());
+        }
+        let mut names: Vec<String> = self.catalog.list_tables(&ns).await?.into_iter().map(|t| t.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The current snapshot of `namespace.name`, or `None` if there is no such table.
+    pub async fn view(&self, namespace: &str, name: &str, cache: &ManifestCache) -> Result<Option<TableView>> {
+        let Some(table) = self.existing(namespace, name).await? else { return Ok(None) };
+        let metadata = table.metadata();
+        let arrow = iceberg::arrow::schema_to_arrow_schema(metadata.current_schema())?;
+        let mut view = TableView {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            schema: Arc::new(without_metadata(&arrow)),
+            table_schema: from_iceberg_schema(metadata.current_schema()),
+            snapshot_id: None,
+            files: Vec::new(),
+            checkpoint: checkpoint_of(metadata, &format!("{namespace}.{name}"))?,
+            location: metadata.location().to_owned(),
+        };
+        let Some(current) = metadata.current_snapshot() else { return Ok(Some(view)) };
+        view.snapshot_id = Some(current.snapshot_id());
+        let file_io = table.file_io();
+        let list_bytes = file_io.new_input(current.manifest_list())?.read().await?;
+        let list = ManifestList::parse_with_version(&list_bytes, metadata.format_version())?;
+        for manifest_file in list.entries() {
+            let files = match cache.get(&manifest_file.manifest_path) {
+                Some(files) => files,
+                None => {
+                    let manifest = manifest_file.load_manifest(file_io).await?;
+                    let mut files = Vec::new();
+                    for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                        if entry.content_type() != DataContentType::Data {
+                            return Err(Error::Other(format!(
+                                "table {namespace}.{name} has delete files, which Tarn cannot read yet"
+                            )));
+                        }
+                        let file = entry.data_file();
+                        files.push(LiveFile {
+                            path: file.file_path().to_owned(),
+                            size: file.file_size_in_bytes(),
+                            rows: file.record_count(),
+                        });
+                    }
+                    let files = Arc::new(files);
+                    cache.put(&manifest_file.manifest_path, files.clone());
+                    files
+                }
+            };
+            view.files.extend(files.iter().cloned());
+        }
+        Ok(Some(view))
+    }
+}

@@ -1,0 +1,236 @@
+//! Running one SQL statement over the lake: a DataFusion session whose schemas are the catalog's
+//! namespaces and whose tables load lazily (one snapshot per table per query), with a reader of
+//! the lake that counts the bytes the query scanned.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, SchemaProvider, TableProvider};
+use datafusion::error::DataFusionError;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use tarn_lake::{Lake, ManifestCache, TableView};
+
+use crate::scan_store::{LAKE_URL, ScanStore};
+use crate::table::{LakeTable, ScanCounters, TailBatch};
+
+/// The catalog name SQL may spell out (`tarn.layer.table`); `layer.table` is enough.
+pub const CATALOG: &str = "tarn";
+
+/// Where the rows acknowledged after a table's checkpoint come from (the segment's stream).
+#[async_trait]
+pub trait TailSource: Send + Sync {
+    /// The rows of `view`'s segment after `view.checkpoint`, converted to `view.schema`; empty for
+    /// a table no segment delivers to.
+    async fn tail(&self, view: &TableView) -> Result<Vec<TailBatch>, String>;
+}
+
+/// How queries run.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Partitions each scan is split into (DataFusion's `target_partitions`).
+    pub target_partitions: usize,
+    /// Whether queries include the acknowledged rows not yet delivered.
+    pub include_tail: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            include_tail: true,
+        }
+    }
+}
+
+/// A query's result and what it cost.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    pub rows: u64,
+    pub elapsed_ms: u64,
+    /// Bytes read from the lake's files (Athena's `DataScannedInBytes`).
+    pub bytes_scanned: u64,
+    /// Data files the scans had to open, and those their partition filters skipped.
+    pub files_scanned: u64,
+    pub files_pruned: u64,
+    /// Rows read from streams because they are acknowledged but not yet in a file.
+    pub tail_rows: u64,
+}
+
+/// Why a query failed: the statement (`User`) or Tarn (`Internal`).
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    User(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<DataFusionError> for QueryError {
+    fn from(e: DataFusionError) -> Self {
+        match e.find_root() {
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::NotImplemented(_)
+            | DataFusionError::Configuration(_) => QueryError::User(e.strip_backtrace()),
+            _ => QueryError::Internal(e.strip_backtrace()),
+        }
+    }
+}
+
+/// Runs SQL over the lake.
+pub struct Engine {
+    lake: Arc<Lake>,
+    manifests: Arc<ManifestCache>,
+    tail: Option<Arc<dyn TailSource>>,
+    config: EngineConfig,
+}
+
+/// The tables of one query, loaded on first use and kept for the rest of the query so every
+/// reference sees the same snapshot.
+struct QueryTables {
+    lake: Arc<Lake>,
+    manifests: Arc<ManifestCache>,
+    tail: Option<Arc<dyn TailSource>>,
+    scan: Arc<ScanStore>,
+    counters: Arc<ScanCounters>,
+    loaded: Mutex<HashMap<(String, String), Arc<LakeTable>>>,
+}
+
+impl QueryTables {
+    async fn load(&self, namespace: &str, name: &str) -> datafusion::error::Result<Option<Arc<LakeTable>>> {
+        let key = (namespace.to_owned(), name.to_owned());
+        if let Some(t) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(Some(t.clone()));
+        }
+        let view = self
+            .lake
+            .view(namespace, name, &self.manifests)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let Some(view) = view else { return Ok(None) };
+        let tail = match &self.tail {
+            Some(source) => source.tail(&view).await.map_err(|e| {
+                DataFusionError::Execution(format!("cannot read the undelivered rows of {namespace}.{name}: {e}"))
+            })?,
+            None => Vec::new(),
+        };
+        let table = Arc::new(LakeTable::new(&view, &self.scan, self.lake.store(), tail, self.counters.clone())?);
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(key, table.clone());
+        Ok(Some(table))
+    }
+}
+
+/// A namespace of the catalog as a DataFusion schema.
+struct LakeSchema {
+    namespace: String,
+    names: Vec<String>,
+    tables: Arc<QueryTables>,
+}
+
+impl std::fmt::Debug for LakeSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LakeSchema({})", self.namespace)
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for LakeSchema {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+        if !self.table_exist(name) {
+            return Ok(None);
+        }
+        Ok(self.tables.load(&self.namespace, name).await?.map(|t| t as Arc<dyn TableProvider>))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+}
+
+impl Engine {
+    pub fn new(lake: Arc<Lake>, tail: Option<Arc<dyn TailSource>>, config: EngineConfig) -> Engine {
+        Engine { lake, manifests: Arc::default(), tail, config }
+    }
+
+    pub fn lake(&self) -> &Arc<Lake> {
+        &self.lake
+    }
+
+    /// Runs one statement (a query, EXPLAIN, SHOW or DESCRIBE; nothing that changes the lake).
+    pub async fn query(&self, sql: &str) -> Result<Answer, QueryError> {
+        let started = Instant::now();
+        let scan = Arc::new(ScanStore::new(self.lake.store().clone()));
+        let counters = Arc::new(ScanCounters::default());
+        let ctx = self.session(scan.clone(), counters.clone()).await?;
+        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+        let frame = ctx.sql_with_options(sql, options).await?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await?;
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let stats = Stats {
+            rows,
+            elapsed_ms: millis(started.elapsed()),
+            bytes_scanned: scan.bytes_scanned(),
+            files_scanned: counters.files_planned.load(std::sync::atomic::Ordering::Relaxed),
+            files_pruned: counters.files_pruned.load(std::sync::atomic::Ordering::Relaxed),
+            tail_rows: counters.tail_rows.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        Ok(Answer { schema, batches, stats })
+    }
+
+    async fn session(&self, scan: Arc<ScanStore>, counters: Arc<ScanCounters>) -> Result<SessionContext, QueryError> {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(CATALOG, "default")
+            .with_target_partitions(self.config.target_partitions);
+        let ctx = SessionContext::new_with_config(config);
+        let url = ObjectStoreUrl::parse(LAKE_URL)?;
+        ctx.register_object_store(url.as_ref(), scan.clone());
+        let tables = Arc::new(QueryTables {
+            lake: self.lake.clone(),
+            manifests: self.manifests.clone(),
+            tail: if self.config.include_tail { self.tail.clone() } else { None },
+            scan,
+            counters,
+            loaded: Mutex::default(),
+        });
+        let catalog = MemoryCatalogProvider::new();
+        let lake_error = |e: tarn_lake::Error| QueryError::Internal(format!("cannot read the catalog: {e}"));
+        for namespace in self.lake.namespaces().await.map_err(lake_error)? {
+            let names = self.lake.tables(&namespace).await.map_err(lake_error)?;
+            let schema = LakeSchema { namespace: namespace.clone(), names, tables: tables.clone() };
+            catalog.register_schema(&namespace, Arc::new(schema))?;
+        }
+        if catalog.schema("default").is_none() {
+            let empty = LakeSchema { namespace: "default".into(), names: Vec::new(), tables: tables.clone() };
+            catalog.register_schema("default", Arc::new(empty))?;
+        }
+        ctx.register_catalog(CATALOG, Arc::new(catalog));
+        Ok(ctx)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}

@@ -1,0 +1,22 @@
+//! SQL over the lake. DataFusion plans and runs each statement over every table of the catalog
+//! (a namespace is a schema: `SELECT … FROM layer.table`); each table is one Iceberg snapshot's
+//! Parquet files plus the rows its segment acknowledged after that snapshot's checkpoint, so a
+//! query sees a record about as soon as it is acknowledged, exactly once.
+//!
+//! Layout: `engine` (a statement → an [`Answer`] with rows, elapsed time and bytes scanned) ·
+//! `table` (one table's scan: partition pruning, Parquet, the tail) · `hive` (folder keys as
+//! columns) · `scan_store` (the lake's files for DataFusion, counting bytes) · `render` (text,
+//! CSV and JSON output).
+
+mod engine;
+mod hive;
+mod render;
+mod scan_store;
+mod table;
+
+pub use engine::{Answer, CATALOG, Engine, EngineConfig, QueryError, Stats, TailSource};
+pub use render::{Format, render};
+pub use table::TailBatch;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,69 @@
+//! An answer as text: an aligned table for people, CSV, or JSON (an array of row objects).
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+
+use crate::Answer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+impl Format {
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name.to_ascii_lowercase().as_str() {
+            "table" | "text" => Some(Format::Table),
+            "csv" => Some(Format::Csv),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Table => "text/plain; charset=utf-8",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+/// The rows of `answer` in `format` (no statistics; they travel beside the rows).
+pub fn render(answer: &Answer, format: Format) -> Result<Vec<u8>, ArrowError> {
+    let batches: Vec<&RecordBatch> = answer.batches.iter().filter(|b| b.num_rows() > 0).collect();
+    match format {
+        Format::Table => {
+            let text = if batches.is_empty() {
+                let empty = RecordBatch::new_empty(answer.schema.clone());
+                pretty_format_batches(&[empty])?.to_string()
+            } else {
+                pretty_format_batches(&batches.into_iter().cloned().collect::<Vec<_>>())?.to_string()
+            };
+            Ok(format!("{text}\n").into_bytes())
+        }
+        Format::Csv => {
+            let mut out = Vec::new();
+            {
+                let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+                if batches.is_empty() {
+                    writer.write(&RecordBatch::new_empty(answer.schema.clone()))?;
+                }
+                for b in batches {
+                    writer.write(b)?;
+                }
+            }
+            Ok(out)
+        }
+        Format::Json => {
+            let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+            writer.write_batches(&batches)?;
+            writer.finish()?;
+            let out = writer.into_inner();
+            Ok(if out.is_empty() { b"[]".to_vec() } else { out })
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! One lake table as DataFusion scans it: the Parquet files of one snapshot, plus the rows
+//! acknowledged on the segment's stream after that snapshot's checkpoint (the tail), which are
+//! not in any file yet. Hive folder keys are columns; filters on them drop files before any is
+//! opened, and DataFusion prunes row groups and pages of the rest by their statistics.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+use tarn_lake::TableView;
+
+use crate::hive;
+use crate::scan_store::{LAKE_URL, ScanStore};
+
+/// Rows of a segment not yet in the table, in the table's data columns, with the folder their
+/// flush will write them to (which gives their partition values).
+#[derive(Debug, Clone)]
+pub struct TailBatch {
+    pub folder: String,
+    pub batch: RecordBatch,
+}
+
+/// What the scans of one query did, summed over its tables.
+#[derive(Debug, Default)]
+pub struct ScanCounters {
+    pub files_planned: AtomicU64,
+    pub files_pruned: AtomicU64,
+    pub tail_rows: AtomicU64,
+}
+
+/// A data file, by store key, with its partition values.
+#[derive(Debug, Clone)]
+struct File {
+    key: String,
+    size: u64,
+    partition: Vec<Option<String>>,
+}
+
+#[derive(Debug)]
+pub struct LakeTable {
+    /// Data columns, then partition columns.
+    schema: SchemaRef,
+    data_schema: SchemaRef,
+    partition_fields: Vec<FieldRef>,
+    files: Vec<File>,
+    tail: Vec<RecordBatch>,
+    counters: Arc<ScanCounters>,
+}
+
+/// Everything of `path` after the table's `data/` folder.
+fn below_data(path: &str) -> &str {
+    path.split_once("/data/").map_or(path, |(_, rest)| rest)
+}
+
+impl LakeTable {
+    /// The table of `view`, its files read through `store`, with `tail` after its checkpoint.
+    pub fn new(
+        view: &TableView,
+        store: &ScanStore,
+        lake: &tarn_store::Store,
+        tail: Vec<TailBatch>,
+        counters: Arc<ScanCounters>,
+    ) -> Result<LakeTable> {
+        let data_schema = view.schema.clone();
+        let data_names: Vec<&str> = data_schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let folders = view
+            .files
+            .iter()
+            .map(|f| below_data(&f.path).to_owned())
+            .chain(tail.iter().map(|t| format!("{}/", t.folder.trim_end_matches('/'))));
+        let folders: Vec<String> = folders.collect();
+        let partition_cols = hive::partition_columns(folders.iter().map(String::as_str), &data_names);
+        let partition_fields: Vec<FieldRef> =
+            partition_cols.iter().map(|c| Arc::new(Field::new(c, DataType::Utf8, true))).collect();
+        let mut fields: Vec<FieldRef> = data_schema.fields().iter().cloned().collect();
+        fields.extend(partition_fields.iter().cloned());
+        let schema = Arc::new(Schema::new(fields));
+
+        let mut files = Vec::with_capacity(view.files.len());
+        for f in &view.files {
+            let key = lake.key_of(&f.path).ok_or_else(|| {
+                datafusion::error::DataFusionError::Plan(format!(
+                    "table {}.{}: data file {} is outside the lake's storage {}",
+                    view.namespace,
+                    view.name,
+                    f.path,
+                    lake.url("")
+                ))
+            })?;
+            store.know_size(key, f.size);
+            let partition = hive::partition_values(below_data(&f.path), &partition_cols);
+            files.push(File { key: key.to_owned(), size: f.size, partition });
+        }
+        let tail = tail
+            .into_iter()
+            .map(|t| with_partition_columns(&t, &partition_cols, &schema))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LakeTable { schema, data_schema, partition_fields, files, tail, counters })
+    }
+
+    /// The files whose partition values pass every filter that only names partition columns.
+    fn prune(&self, state: &dyn Session, filters: &[Expr]) -> Result<Vec<File>> {
+        let names: Vec<&str> = self.partition_fields.iter().map(|f| f.name().as_str()).collect();
+        let applicable: Vec<&Expr> = filters
+            .iter()
+            .filter(|e| {
+                let refs = e.column_refs();
+                !refs.is_empty() && refs.iter().all(|c| names.contains(&c.name.as_str()))
+            })
+            .collect();
+        if applicable.is_empty() || self.files.is_empty() {
+            return Ok(self.files.clone());
+        }
+        let schema = Arc::new(Schema::new(self.partition_fields.clone()));
+        let columns: Vec<ArrayRef> = (0..names.len())
+            .map(|i| Arc::new(self.files.iter().map(|f| f.partition[i].clone()).collect::<StringArray>()) as ArrayRef)
+            .collect();
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+        let mut keep = vec![true; self.files.len()];
+        for filter in applicable {
+            let predicate = state.create_physical_expr(filter.clone(), &df_schema)?;
+            let result = predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
+            let result = result.as_boolean();
+            for (i, k) in keep.iter_mut().enumerate() {
+                *k &= result.is_valid(i) && result.value(i);
+            }
+        }
+        Ok(self.files.iter().zip(keep).filter(|(_, k)| *k).map(|(f, _)| f.clone()).collect())
+    }
+}
+
+/// `batch` (data columns) with the partition values of its folder appended as constant columns.
+fn with_partition_columns(tail: &TailBatch, partition_cols: &[String], schema: &SchemaRef) -> Result<RecordBatch> {
+    let rows = tail.batch.num_rows();
+    let values = hive::partition_values(&format!("{}/", tail.folder.trim_end_matches('/')), partition_cols);
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields().iter().take(schema.fields().len() - partition_cols.len()) {
+        let column = match tail.batch.column_by_name(field.name()) {
+            Some(c) if c.data_type() == field.data_type() => c.clone(),
+            Some(c) => datafusion::arrow::compute::cast(c, field.data_type())?,
+            None => new_null_array(field.data_type(), rows),
+        };
+        columns.push(column);
+    }
+    for value in values {
+        columns.push(ScalarValue::Utf8(value).to_array_of_size(rows)?);
+    }
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// `files` in `n` groups of about equal bytes (largest first into the lightest group).
+fn balance(mut files: Vec<File>, n: usize) -> Vec<Vec<File>> {
+    files.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
+    let mut groups: Vec<(u64, Vec<File>)> = (0..n.max(1)).map(|_| (0, Vec::new())).collect();
+    for f in files {
+        let lightest = groups.iter_mut().min_by_key(|(bytes, _)| *bytes).expect("at least one group");
+        lightest.0 += f.size;
+        lightest.1.push(f);
+    }
+    groups.into_iter().map(|(_, g)| g).filter(|g| !g.is_empty()).collect()
+}
+
+#[async_trait]
+impl TableProvider for LakeTable {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Partition filters drop files here; the rest go on to the Parquet scan's row group and
+        // page pruning. A filter above the scan still checks every row (the tail included).
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let files = self.prune(state, filters)?;
+        self.counters.files_planned.fetch_add(files.len() as u64, Ordering::Relaxed);
+        self.counters.files_pruned.fetch_add((self.files.len() - files.len()) as u64, Ordering::Relaxed);
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        if !files.is_empty() {
+            let groups = balance(files, state.config().target_partitions())
+                .into_iter()
+                .map(|g| {
+                    FileGroup::new(
+                        g.into_iter()
+                            .map(|f| {
+                                PartitionedFile::new(f.key, f.size)
+                                    .with_partition_values(f.partition.into_iter().map(ScalarValue::Utf8).collect())
+                            })
+                            .collect(),
+                    )
+                })
+                .collect();
+            let table_schema = TableSchema::new(self.data_schema.clone(), self.partition_fields.clone());
+            let source =
+                ParquetSource::new(table_schema).with_table_parquet_options(state.table_options().parquet.clone());
+            let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(LAKE_URL)?, Arc::new(source))
+                .with_file_groups(groups)
+                .with_projection_indices(projection.cloned())?
+                .with_limit(limit)
+                .build();
+            inputs.push(DataSourceExec::from_data_source(config));
+        }
+        if !self.tail.is_empty() {
+            let rows: usize = self.tail.iter().map(RecordBatch::num_rows).sum();
+            self.counters.tail_rows.fetch_add(rows as u64, Ordering::Relaxed);
+            inputs.push(MemorySourceConfig::try_new_exec(
+                std::slice::from_ref(&self.tail),
+                self.schema.clone(),
+                projection.cloned(),
+            )?);
+        }
+        if inputs.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => self.schema.clone(),
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+        UnionExec::try_new(inputs)
+    }
+}
