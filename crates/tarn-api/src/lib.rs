@@ -13,8 +13,10 @@ pub mod firehose;
 pub mod kinesis;
 pub use tarn_metrics as metrics;
 pub mod protocol;
+pub mod query;
 pub mod server;
 pub mod sigv4;
 
 pub use error::ApiError;
+pub use query::{QueryFailure, QueryReply, QueryService};
 pub use server::{ApiConfig, AppState, serve};

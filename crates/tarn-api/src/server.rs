@@ -13,13 +13,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use tarn_streams::Streams;
 
 use crate::error::ApiError;
 use crate::kinesis::subscribe_to_shard::{self, Subscription, Subscriptions};
 use crate::metrics::Metrics;
 use crate::protocol::{Codec, Doc, Obj};
+use crate::query::QueryService;
 use crate::sigv4;
 use crate::{firehose, kinesis};
 use tarn_segments::Segments;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub subscriptions: Subscriptions,
     /// The data segments, which the Firehose API creates, changes and lists.
     pub segments: Arc<Segments>,
+    /// SQL over the lake (`/v1/query`); `None` in servers without a query engine.
+    pub query: Option<Arc<dyn QueryService>>,
 }
 
 impl AppState {
@@ -61,7 +64,17 @@ impl AppState {
         metrics: Arc<Metrics>,
         segments: Arc<Segments>,
     ) -> Arc<AppState> {
-        Arc::new(AppState { streams, config, metrics, subscriptions: Subscriptions::default(), segments })
+        AppState::with_query(streams, config, metrics, segments, None)
+    }
+
+    pub fn with_query(
+        streams: Arc<Streams>,
+        config: ApiConfig,
+        metrics: Arc<Metrics>,
+        segments: Arc<Segments>,
+        query: Option<Arc<dyn QueryService>>,
+    ) -> Arc<AppState> {
+        Arc::new(AppState { streams, config, metrics, subscriptions: Subscriptions::default(), segments, query })
     }
 }
 
@@ -76,6 +89,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok\n" }))
+        .route("/v1/query", any(crate::query::handle))
         .fallback(aws_request)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

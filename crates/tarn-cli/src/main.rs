@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 mod client;
 mod generate;
+mod query_cmd;
+mod query_service;
 mod segment_cmd;
 mod segments;
 mod serve;
@@ -27,11 +29,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server: the Kinesis API, /metrics and /health on one port.
+    /// Run the server: the Kinesis and Firehose APIs, SQL (/v1/query), /metrics and /health on one port.
     Serve(ServeArgs),
     /// Create, list, describe and delete data segments on a running server.
     #[command(subcommand)]
     Segment(segment_cmd::SegmentCommand),
+    /// Run SQL over the lake of a running server (tables are `<layer>.<name>`).
+    Query(query_cmd::QueryArgs),
     /// Produce realistic test records (vehicles, persons, clicks) at a given rate.
     Generate(generate::GenerateArgs),
 }
@@ -68,5 +72,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Segment(command) => segment_cmd::run(command),
         Command::Generate(args) => generate::run(args),
+        Command::Query(args) => query_cmd::run(args),
     }
 }

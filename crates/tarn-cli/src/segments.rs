@@ -87,7 +87,8 @@ impl DeliveryRunner {
         running.into_values().for_each(Delivery::stop);
     }
 
-    fn spec(&self, def: &SegmentDef) -> Result<DeliverySpec, String> {
+    /// What delivering `def` means (also what reading its tail means).
+    pub fn spec(&self, def: &SegmentDef) -> Result<DeliverySpec, String> {
         let prefixes = def.prefixes().map_err(|e| e.0)?;
         let compression = Compression::from_name(&def.compression)
             .ok_or_else(|| format!("unknown compression {:?}", def.compression))?;

@@ -91,7 +91,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for def in crate::segments::declared(&config, &streams)? {
         segments.declare(def)?;
     }
-    let state = AppState::new(streams.clone(), api, metrics.clone(), segments.clone());
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -112,9 +111,33 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         streams.clone(),
         metrics.clone(),
         config.data_dir.join("lake"),
-        store,
+        store.clone(),
     ));
     segments.run_with(runner.clone());
+
+    let lake = tarn_lake::Lake::open_with(&config.data_dir.join("lake"), Some(store.clone()))
+        .await
+        .context("cannot open the lake's catalog for queries")?;
+    let tails = crate::query_service::SegmentTails {
+        reader: Arc::new(tarn_delivery::TailReader::new(
+            streams.clone(),
+            (config.query.max_tail_mib * 1024 * 1024) as usize,
+        )),
+        segments: segments.clone(),
+        runner: runner.clone(),
+    };
+    let q = &config.query;
+    let engine_config = tarn_query::EngineConfig {
+        target_partitions: if q.target_partitions == 0 {
+            tarn_query::EngineConfig::default().target_partitions
+        } else {
+            q.target_partitions
+        },
+        include_tail: q.include_tail,
+    };
+    let engine = tarn_query::Engine::new(Arc::new(lake), Some(Arc::new(tails)), engine_config);
+    let query: Arc<dyn tarn_api::QueryService> = Arc::new(crate::query_service::EngineService(Arc::new(engine)));
+    let state = AppState::with_query(streams.clone(), api, metrics.clone(), segments.clone(), Some(query));
 
     let retention_every = Duration::from_secs(config.kinesis.retention_check_seconds);
     let retention_streams = streams.clone();

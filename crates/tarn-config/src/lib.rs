@@ -40,6 +40,7 @@ pub struct Config {
     pub kinesis: KinesisConfig,
     pub storage: StorageConfig,
     pub lake: LakeConfig,
+    pub query: QueryConfig,
     /// Data segments declared in the file: each a stream, its delivery and its lake table.
     pub segments: Vec<SegmentConfig>,
 }
@@ -117,6 +118,26 @@ impl Default for LakeConfig {
             session_token: String::new(),
             path_style: None,
         }
+    }
+}
+
+/// SQL over the lake (`tarn query`, `/v1/query`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Queries also read what segments acknowledged but have not delivered yet (their tail), so
+    /// records are visible about as soon as they are acknowledged.
+    pub include_tail: bool,
+    /// A query refuses a segment whose undelivered tail holds more record data than this (it
+    /// would be held in memory); delivery catching up shrinks it.
+    pub max_tail_mib: u64,
+    /// Partitions a scan is split into; 0: one per core.
+    pub target_partitions: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig { include_tail: true, max_tail_mib: 1024, target_partitions: 0 }
     }
 }
 
@@ -216,6 +237,7 @@ impl Default for Config {
             kinesis: KinesisConfig::default(),
             storage: StorageConfig::default(),
             lake: LakeConfig::default(),
+            query: QueryConfig::default(),
             segments: Vec::new(),
         }
     }
@@ -335,6 +357,7 @@ impl Config {
         at_least("kinesis.subscription_seconds", k.subscription_seconds, 1)?;
         at_least("storage.segment_max_bytes", self.storage.segment_max_bytes, 4096)?;
         at_least("storage.segment_max_age_seconds", self.storage.segment_max_age_seconds, 1)?;
+        at_least("query.max_tail_mib", self.query.max_tail_mib, 1)?;
         if !self.lake.url.is_empty() && !self.lake.url.starts_with("s3://") {
             return Err(ConfigError::Invalid {
                 key: "lake.url",

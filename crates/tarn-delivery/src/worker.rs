@@ -149,9 +149,12 @@ fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicB
     );
     let mut retry_at: Option<Instant> = None;
     backoff = Duration::from_millis(200);
+    // Stopping reads once more, so what was acknowledged before the stop is delivered with it.
+    let mut read_at_stop = false;
     loop {
         let stopping = stop.load(Ordering::SeqCst);
-        let read_any = if state.buffered_bytes < spec.size_bytes && !stopping {
+        let read_any = if state.buffered_bytes < spec.size_bytes && (!stopping || !read_at_stop) {
+            read_at_stop = stopping;
             read_available(streams, spec, &mut state)
         } else {
             false

@@ -14,8 +14,9 @@ mod render;
 mod scan_store;
 mod table;
 
+pub use async_trait::async_trait;
 pub use engine::{Answer, CATALOG, Engine, EngineConfig, QueryError, Stats, TailSource};
-pub use render::{Format, render};
+pub use render::{Format, render, render_reply};
 pub use table::TailBatch;
 
 #[cfg(test)]

@@ -67,3 +67,25 @@ pub fn render(answer: &Answer, format: Format) -> Result<Vec<u8>, ArrowError> {
         }
     }
 }
+
+/// The body `/v1/query` answers with: for JSON, `{"columns": [{"name", "type"}], "rows": [...],
+/// "stats": {...}}`; for CSV and tables, the rows alone (the statistics go in headers).
+pub fn render_reply(answer: &Answer, format: Format) -> Result<Vec<u8>, ArrowError> {
+    if format != Format::Json {
+        return render(answer, format);
+    }
+    let columns: Vec<serde_json::Value> = answer
+        .schema
+        .fields()
+        .iter()
+        .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string()}))
+        .collect();
+    let mut out = br#"{"columns":"#.to_vec();
+    serde_json::to_writer(&mut out, &columns).map_err(|e| ArrowError::JsonError(e.to_string()))?;
+    out.extend_from_slice(br#","rows":"#);
+    out.extend(render(answer, Format::Json)?);
+    out.extend_from_slice(br#","stats":"#);
+    serde_json::to_writer(&mut out, &answer.stats).map_err(|e| ArrowError::JsonError(e.to_string()))?;
+    out.push(b'}');
+    Ok(out)
+}

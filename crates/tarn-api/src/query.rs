@@ -1,0 +1,137 @@
+//! `POST /v1/query`: SQL over the lake, for scripts and `curl --aws-sigv4 "aws:amz:<region>:tarn"`.
+//! The body is the statement (plain text, the format in `?format=`), or JSON
+//! `{"sql": "...", "format": "json" | "csv" | "table"}`. The answer is the rows in that format;
+//! rows, elapsed time and bytes scanned come in `x-tarn-*` headers (and in the JSON answer).
+//! Signed like every other call (SigV4, service name `tarn`). The engine itself lives outside
+//! this crate, behind [`QueryService`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+
+use crate::error::ApiError;
+use crate::protocol::Codec;
+use crate::server::{AppState, error_body};
+use crate::sigv4;
+
+/// The service name requests to `/v1/query` are signed for.
+pub const SIGNING_NAME: &str = "tarn";
+
+/// A query's answer, ready to send.
+#[derive(Debug, Clone)]
+pub struct QueryReply {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    /// `x-tarn-rows`, `x-tarn-bytes-scanned` and the like.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// Why a query failed.
+#[derive(Debug, Clone)]
+pub enum QueryFailure {
+    /// The statement is wrong (syntax, unknown table, a statement that is not allowed).
+    Invalid(String),
+    /// Tarn could not run it (storage unreachable, a bug).
+    Internal(String),
+}
+
+pub type QueryFuture = Pin<Box<dyn Future<Output = Result<QueryReply, QueryFailure>> + Send>>;
+
+/// Runs SQL; implemented by the server binary on top of `tarn-query`.
+pub trait QueryService: Send + Sync {
+    /// Runs `sql` and renders its rows in `format` (`json`, `csv` or `table`).
+    fn query(&self, sql: String, format: String) -> QueryFuture;
+}
+
+pub(crate) async fn handle(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match run(&state, method, uri, headers, body).await {
+        Ok(reply) => {
+            let mut response = Response::new(Body::from(reply.body));
+            let h = response.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+            for (name, value) in reply.headers {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    h.insert(name, v);
+                }
+            }
+            response
+        }
+        Err(e) => {
+            let mut response = Response::new(Body::from(error_body(Codec::Json, &e)));
+            *response.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let h = response.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
+            if let Ok(v) = HeaderValue::from_str(e.code) {
+                h.insert("x-amzn-errortype", v);
+            }
+            response
+        }
+    }
+}
+
+async fn run(
+    state: &AppState,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<QueryReply, ApiError> {
+    if method != Method::POST {
+        return Err(ApiError::new("InvalidRequestException", 405, "POST the statement to /v1/query"));
+    }
+    if let Some(credentials) = &state.config.credentials {
+        let flat: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let request = sigv4::SignedRequest {
+            method: method.as_str(),
+            path: uri.path(),
+            query: uri.query().unwrap_or(""),
+            headers: &flat,
+            body: &body,
+        };
+        sigv4::verify(&request, SIGNING_NAME, state.streams.now(), |key| credentials.get(key).cloned())?;
+    }
+    let Some(service) = state.query.clone() else {
+        return Err(ApiError::new("ServiceUnavailableException", 503, "this server runs no query engine"));
+    };
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let format_param =
+        uri.query().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("format=")).map(str::to_owned);
+    let (sql, format) = if is_json {
+        let doc: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new("InvalidRequestException", 400, format!("the body is not JSON: {e}")))?;
+        let sql = doc.get("sql").and_then(|v| v.as_str()).ok_or_else(|| {
+            ApiError::new("InvalidRequestException", 400, "the JSON body needs \"sql\": the statement to run")
+        })?;
+        let format = doc.get("format").and_then(|v| v.as_str()).map(str::to_owned);
+        (sql.to_owned(), format.or(format_param))
+    } else {
+        let sql = String::from_utf8(body.to_vec())
+            .map_err(|_| ApiError::new("InvalidRequestException", 400, "the statement is not UTF-8"))?;
+        (sql, format_param)
+    };
+    if sql.trim().is_empty() {
+        return Err(ApiError::new("InvalidRequestException", 400, "no statement: POST the SQL to run"));
+    }
+    let format = format.unwrap_or_else(|| "json".into());
+    service.query(sql, format).await.map_err(|failure| match failure {
+        QueryFailure::Invalid(message) => ApiError::new("InvalidRequestException", 400, message),
+        QueryFailure::Internal(message) => ApiError::new("InternalServerException", 500, message),
+    })
+}

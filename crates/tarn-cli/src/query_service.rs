@@ -1,0 +1,69 @@
+//! The server's query engine: `tarn-query` over the lake, reading each segment's undelivered
+//! tail from its stream (`tarn-delivery`'s tail reader), answering `/v1/query`.
+
+use std::sync::Arc;
+
+use tarn_api::{QueryFailure, QueryReply, QueryService};
+use tarn_delivery::TailReader;
+use tarn_lake::TableView;
+use tarn_query::{Engine, Format, QueryError, TailBatch, TailSource};
+use tarn_segments::Segments;
+
+use crate::segments::DeliveryRunner;
+
+/// The tails of the segments that deliver into the lake.
+pub struct SegmentTails {
+    pub reader: Arc<TailReader>,
+    pub segments: Arc<Segments>,
+    pub runner: Arc<DeliveryRunner>,
+}
+
+#[tarn_query::async_trait]
+impl TailSource for SegmentTails {
+    async fn tail(&self, view: &TableView) -> Result<Vec<TailBatch>, String> {
+        let Some(def) = self.segments.list().into_iter().find(|d| d.layer == view.namespace && d.table == view.name)
+        else {
+            return Ok(Vec::new()); // a table no segment delivers to (written by another engine)
+        };
+        let spec = self.runner.spec(&def)?;
+        let reader = self.reader.clone();
+        let checkpoint = view.checkpoint.clone();
+        let schema = view.table_schema.clone();
+        let rows = tokio::task::spawn_blocking(move || reader.read(&spec, checkpoint.as_ref(), &schema))
+            .await
+            .map_err(|e| format!("the tail reader failed: {e}"))??;
+        Ok(rows.into_iter().map(|(folder, batch)| TailBatch { folder, batch }).collect())
+    }
+}
+
+/// `/v1/query` on the engine.
+pub struct EngineService(pub Arc<Engine>);
+
+impl QueryService for EngineService {
+    fn query(&self, sql: String, format: String) -> tarn_api::query::QueryFuture {
+        let engine = self.0.clone();
+        Box::pin(async move {
+            let format = Format::from_name(&format)
+                .ok_or_else(|| QueryFailure::Invalid(format!("unknown format {format:?}: use json, csv or table")))?;
+            let answer = engine.query(&sql).await.map_err(|e| match e {
+                QueryError::User(m) => QueryFailure::Invalid(m),
+                QueryError::Internal(m) => {
+                    tracing::error!(error = %m, "query failed");
+                    QueryFailure::Internal(m)
+                }
+            })?;
+            let stats = &answer.stats;
+            tracing::debug!(rows = stats.rows, ms = stats.elapsed_ms, bytes = stats.bytes_scanned, "query");
+            let body = tarn_query::render_reply(&answer, format).map_err(|e| QueryFailure::Internal(e.to_string()))?;
+            let headers = vec![
+                ("x-tarn-rows", stats.rows.to_string()),
+                ("x-tarn-elapsed-ms", stats.elapsed_ms.to_string()),
+                ("x-tarn-bytes-scanned", stats.bytes_scanned.to_string()),
+                ("x-tarn-files-scanned", stats.files_scanned.to_string()),
+                ("x-tarn-files-pruned", stats.files_pruned.to_string()),
+                ("x-tarn-tail-rows", stats.tail_rows.to_string()),
+            ];
+            Ok(QueryReply { content_type: format.content_type(), body, headers })
+        })
+    }
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Query benchmark: the same queries over the same Parquet files in Tarn (POST /v1/query) and in
+DuckDB (read_parquet with Hive partitioning), in one run, with both times and their ratio.
+
+Starts `tarn serve` on a free port with a temporary data directory, puts N vehicle records whose
+EventTime spreads over the 24 hours of one day (the segment's time folders follow EventTime),
+waits until all are delivered into files, then runs each query once to warm up and R times
+measured (median of wall-clock time seen by the client, HTTP included for Tarn).
+
+    scripts/test.sh --venv-only   # or any Python with boto3 and duckdb
+    python3 scripts/bench_query.py --binary target/release/tarn --rows 1000000
+"""
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+import boto3
+import duckdb
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+
+KEY, SECRET, REGION = "bench-key", "bench-secret", "us-east-1"
+
+SEGMENT = """
+[[segments]]
+layer = "raw"
+name = "vehicles"
+shards = 4
+[segments.delivery]
+interval_seconds = 5
+size_mib = 64
+partition_time_field = "EventTime"
+"""
+
+QUERIES = [
+    ("count", "SELECT count(*) AS n FROM {t}"),
+    ("group by vendor", "SELECT vendor, count(*) AS n, avg(speed) AS speed FROM {t} GROUP BY vendor ORDER BY vendor"),
+    ("per hour, nested field", "SELECT hour, max(speed) AS top, avg(status.fuel) AS fuel FROM {t} GROUP BY hour ORDER BY hour"),
+    ("top 10 vehicles", "SELECT vehicleid, count(*) AS n FROM {t} GROUP BY vehicleid ORDER BY n DESC, vehicleid LIMIT 10"),
+    ("one vehicle", "SELECT vehicleid, eventtime, speed FROM {t} WHERE vehicleid = 'VIN000123' ORDER BY eventtime"),
+    ("one hour of 24", "SELECT vendor, count(*) AS n, avg(speed) AS speed FROM {t} WHERE day = '22' AND hour = '05' GROUP BY vendor ORDER BY vendor"),
+    ("distinct vehicles", "SELECT count(DISTINCT vehicleid) AS n FROM {t}"),
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def vehicle(rng, i):
+    hour = i % 24
+    return {
+        "VehicleId": f"VIN{rng.randrange(5000):06d}",
+        "Vendor": rng.choice(["acme", "globex", "initech", "umbrella"]),
+        "EventTime": f"2026-11-22T{hour:02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}Z",
+        "Speed": rng.randrange(180),
+        "Odometer": round(rng.uniform(0, 300000), 1),
+        "Status": {"Engine": rng.choice(["on", "off", "idle"]), "Fuel": round(rng.uniform(0, 100), 1)},
+        "Gps": {"Lat": round(rng.uniform(47, 49), 5), "Lon": round(rng.uniform(10, 13), 5)},
+    }
+
+
+def produce(endpoint, rows, threads=4):
+    def work(part):
+        client = boto3.client("kinesis", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=KEY,
+                              aws_secret_access_key=SECRET, config=Config(retries={"max_attempts": 5}))
+        rng = random.Random(part)
+        for start in range(part * 500, rows, threads * 500):
+            batch = [{"Data": json.dumps(vehicle(rng, i)).encode(), "PartitionKey": str(i)} for i in range(start, min(start + 500, rows))]
+            out = client.put_records(StreamName="raw.vehicles", Records=batch)
+            if out["FailedRecordCount"]:
+                raise SystemExit(f"{out['FailedRecordCount']} records refused")
+
+    pool = [threading.Thread(target=work, args=(p,)) for p in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+
+def tarn_query(endpoint, sql):
+    data = json.dumps({"sql": sql, "format": "csv"}).encode()
+    request = AWSRequest(method="POST", url=endpoint + "/v1/query", data=data, headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(KEY, SECRET), "tarn", REGION).add_auth(request)
+    req = urllib.request.Request(request.url, data=data, headers=dict(request.headers.items()), method="POST")
+    with urllib.request.urlopen(req, timeout=600) as r:
+        body = r.read()
+        return body, {k.lower(): v for k, v in r.headers.items()}
+
+
+def timed(fn, repeat):
+    fn()  # warm up
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default="target/release/tarn")
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = os.path.join(tmp, "tarn.toml")
+        with open(config, "w") as f:
+            f.write(SEGMENT)
+        env = dict(os.environ, TARN_AUTH__CREDENTIALS=f'[{{access_key_id = "{KEY}", secret_access_key = "{SECRET}"}}]', TARN_LOG="warn")
+        port = free_port()
+        server = subprocess.Popen([args.binary, "serve", "--config", config, "--data-dir", os.path.join(tmp, "data"),
+                                   "--listen", f"127.0.0.1:{port}"], env=env, stdout=subprocess.PIPE, stderr=sys.stderr)
+        try:
+            server.stdout.readline()
+            endpoint = f"http://127.0.0.1:{port}"
+            t0 = time.time()
+            produce(endpoint, args.rows)
+            print(f"put {args.rows} records in {time.time() - t0:.1f} s", file=sys.stderr)
+            while True:
+                try:
+                    body, headers = tarn_query(endpoint, "SELECT count(*) FROM raw.vehicles")
+                    if body.decode().split()[-1] == str(args.rows) and headers["x-tarn-tail-rows"] == "0":
+                        break
+                except Exception:
+                    pass
+                time.sleep(1)
+            time.sleep(15)  # let compaction settle the small files
+            data = os.path.join(tmp, "data", "lake", "warehouse", "raw", "vehicles", "data")
+            files = [os.path.join(d, f) for d, _, fs in os.walk(data) for f in fs if f.endswith(".parquet")]
+            total = sum(os.path.getsize(f) for f in files)
+            print(f"delivered; {len(files)} Parquet files, {total / 1e6:.1f} MB on disk (files of expired snapshots included)", file=sys.stderr)
+            # DuckDB reads the files of the table's current snapshot only (compaction leaves replaced files until expiry).
+            _, _ = tarn_query(endpoint, "SELECT 1")
+            from pyiceberg.catalog.sql import SqlCatalog
+
+            lake = os.path.join(tmp, "data", "lake")
+            catalog = SqlCatalog("tarn", uri=f"sqlite:///{lake}/catalog.db", warehouse=f"file://{lake}/warehouse")
+            live = [t.file.file_path.removeprefix("file://") for t in catalog.load_table("raw.vehicles").scan().plan_files()]
+            con = duckdb.connect()
+            con.execute("SET threads = 2")
+            listing = ", ".join(f"'{p}'" for p in live)
+            con.execute(f"CREATE VIEW v AS SELECT * FROM read_parquet([{listing}], hive_partitioning = true, hive_types_autocast = false)")
+
+            print(f"\n{args.rows} rows in {len(live)} live files; median of {args.repeat} runs after one warm-up\n")
+            print("| query | Tarn ms | DuckDB ms | Tarn / DuckDB | Tarn bytes scanned |")
+            print("|---|---:|---:|---:|---:|")
+            bytes_of = {}
+            for name, sql in QUERIES:
+                ours_sql = sql.format(t="raw.vehicles")
+                theirs_sql = sql.format(t="v")
+                ours = timed(lambda: tarn_query(endpoint, ours_sql), args.repeat)
+                theirs = timed(lambda: con.execute(theirs_sql).fetchall(), args.repeat)
+                body, headers = tarn_query(endpoint, ours_sql)
+                mine = sorted(body.decode().strip().splitlines()[1:])
+                other = sorted(",".join("" if v is None else str(v) for v in row) for row in con.execute(theirs_sql).fetchall())
+                same = len(mine) == len(other)
+                bytes_of[name] = int(headers["x-tarn-bytes-scanned"])
+                flag = "" if same else " (row counts differ!)"
+                print(f"| {name} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f}x{flag} | {bytes_of[name]:,} |")
+            _, full = tarn_query(endpoint, "SELECT * FROM raw.vehicles")
+            _, hour = tarn_query(endpoint, "SELECT * FROM raw.vehicles WHERE day = '22' AND hour = '05'")
+            fb, hb = int(full["x-tarn-bytes-scanned"]), int(hour["x-tarn-bytes-scanned"])
+            print(f"\nfull scan (SELECT *): {fb:,} bytes; one hour of 24: {hb:,} bytes = 1/{fb / max(hb, 1):.1f} of the full scan")
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
