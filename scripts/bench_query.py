@@ -45,6 +45,7 @@ partition_time_field = "EventTime"
 """
 
 QUERIES = [
+    ("constant (fixed cost)", "SELECT 1 AS one"),
     ("count", "SELECT count(*) AS n FROM {t}"),
     ("group by vendor", "SELECT vendor, count(*) AS n, avg(speed) AS speed FROM {t} GROUP BY vendor ORDER BY vendor"),
     ("per hour, nested field", "SELECT hour, max(speed) AS top, avg(status.fuel) AS fuel FROM {t} GROUP BY hour ORDER BY hour"),
@@ -166,10 +167,10 @@ def main():
                 ours_sql = sql.format(t="raw.vehicles")
                 theirs_sql = sql.format(t="v")
                 ours = timed(lambda: tarn_query(endpoint, ours_sql), args.repeat)
-                theirs = timed(lambda: con.execute(theirs_sql).fetchall(), args.repeat)
+                theirs = timed(lambda: con.execute(theirs_sql).to_arrow_table(), args.repeat)
                 body, headers = tarn_query(endpoint, ours_sql)
                 mine = sorted(body.decode().strip().splitlines()[1:])
-                other = sorted(",".join("" if v is None else str(v) for v in row) for row in con.execute(theirs_sql).fetchall())
+                other = con.execute(theirs_sql).to_arrow_table().to_pylist()
                 same = len(mine) == len(other)
                 bytes_of[name] = int(headers["x-tarn-bytes-scanned"])
                 flag = "" if same else " (row counts differ!)"

@@ -11,7 +11,8 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::DataFusionError;
-use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreUrl};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use tarn_lake::{Lake, ManifestCache, TableView};
 
@@ -93,6 +94,9 @@ impl From<DataFusionError> for QueryError {
 /// Runs SQL over the lake.
 pub struct Engine {
     lake: Arc<Lake>,
+    /// Memory pool, spill files and the Parquet metadata cache, shared by every query (each
+    /// query gets its own byte-counting reader of the lake beside them).
+    runtime: Arc<RuntimeEnv>,
     manifests: Arc<ManifestCache>,
     tail: Option<Arc<dyn TailSource>>,
     config: EngineConfig,
@@ -170,7 +174,8 @@ impl SchemaProvider for LakeSchema {
 
 impl Engine {
     pub fn new(lake: Arc<Lake>, tail: Option<Arc<dyn TailSource>>, config: EngineConfig) -> Engine {
-        Engine { lake, manifests: Arc::default(), tail, config }
+        let runtime = RuntimeEnvBuilder::new().build_arc().expect("the default runtime environment builds");
+        Engine { lake, runtime, manifests: Arc::default(), tail, config }
     }
 
     pub fn lake(&self) -> &Arc<Lake> {
@@ -204,7 +209,17 @@ impl Engine {
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, "default")
             .with_target_partitions(self.config.target_partitions);
-        let ctx = SessionContext::new_with_config(config);
+        // Filters are applied while decoding (late materialization), not after whole batches.
+        let mut config = config;
+        config.options_mut().execution.parquet.pushdown_filters = true;
+        config.options_mut().execution.parquet.reorder_filters = true;
+        let runtime = RuntimeEnv {
+            memory_pool: self.runtime.memory_pool.clone(),
+            disk_manager: self.runtime.disk_manager.clone(),
+            cache_manager: self.runtime.cache_manager.clone(),
+            object_store_registry: Arc::new(DefaultObjectStoreRegistry::new()),
+        };
+        let ctx = SessionContext::new_with_config_rt(config, Arc::new(runtime));
         let url = ObjectStoreUrl::parse(LAKE_URL)?;
         ctx.register_object_store(url.as_ref(), scan.clone());
         let tables = Arc::new(QueryTables {

@@ -1,6 +1,6 @@
 //! An answer as text: an aligned table for people, CSV, or JSON (an array of row objects).
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
@@ -50,10 +50,10 @@ pub fn render(answer: &Answer, format: Format) -> Result<Vec<u8>, ArrowError> {
             {
                 let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
                 if batches.is_empty() {
-                    writer.write(&RecordBatch::new_empty(answer.schema.clone()))?;
+                    writer.write(&flat(&RecordBatch::new_empty(answer.schema.clone()))?)?;
                 }
                 for b in batches {
-                    writer.write(b)?;
+                    writer.write(&flat(b)?)?;
                 }
             }
             Ok(out)
@@ -66,6 +66,35 @@ pub fn render(answer: &Answer, format: Format) -> Result<Vec<u8>, ArrowError> {
             Ok(if out.is_empty() { b"[]".to_vec() } else { out })
         }
     }
+}
+
+/// `batch` with its nested columns (structs, lists, maps) as text, which CSV can hold.
+fn flat(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+
+    let schema = batch.schema();
+    if !schema.fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if field.data_type().is_nested() {
+            let formatter = ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default())?;
+            let text: StringArray =
+                (0..column.len()).map(|i| column.is_valid(i).then(|| formatter.value(i).to_string())).collect();
+            fields.push(Field::new(field.name(), datafusion::arrow::datatypes::DataType::Utf8, true));
+            columns.push(Arc::new(text));
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 /// The body `/v1/query` answers with: for JSON, `{"columns": [{"name", "type"}], "rows": [...],

@@ -15,6 +15,7 @@ use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
@@ -77,7 +78,7 @@ impl LakeTable {
         tail: Vec<TailBatch>,
         counters: Arc<ScanCounters>,
     ) -> Result<LakeTable> {
-        let data_schema = view.schema.clone();
+        let data_schema = Arc::new(with_view_types(&view.schema));
         let data_names: Vec<&str> = data_schema.fields().iter().map(|f| f.name().as_str()).collect();
         let folders = view
             .files
@@ -144,6 +145,28 @@ impl LakeTable {
         }
         Ok(self.files.iter().zip(keep).filter(|(_, k)| *k).map(|(f, _)| f.clone()).collect())
     }
+}
+
+/// `schema` with strings and binaries as view types, which DataFusion's Parquet reader produces
+/// (so no column is cast after decoding).
+fn with_view_types(schema: &Schema) -> Schema {
+    fn view(data_type: &DataType) -> DataType {
+        match data_type {
+            DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
+            DataType::Binary | DataType::LargeBinary => DataType::BinaryView,
+            DataType::Struct(fields) => DataType::Struct(
+                fields.iter().map(|f| Arc::new(f.as_ref().clone().with_data_type(view(f.data_type())))).collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Arc::new(f.as_ref().clone().with_data_type(view(f.data_type()))))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// `batch` (data columns) with the partition values of its folder appended as constant columns.
@@ -223,9 +246,16 @@ impl TableProvider for LakeTable {
                 })
                 .collect();
             let table_schema = TableSchema::new(self.data_schema.clone(), self.partition_fields.clone());
-            let source =
-                ParquetSource::new(table_schema).with_table_parquet_options(state.table_options().parquet.clone());
-            let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(LAKE_URL)?, Arc::new(source))
+            // Footers and page indexes are cached across queries (files never change once written).
+            let url = ObjectStoreUrl::parse(LAKE_URL)?;
+            let reader = CachedParquetFileReaderFactory::new(
+                state.runtime_env().object_store(&url)?,
+                state.runtime_env().cache_manager.get_file_metadata_cache(),
+            );
+            let source = ParquetSource::new(table_schema)
+                .with_table_parquet_options(state.table_options().parquet.clone())
+                .with_parquet_file_reader_factory(Arc::new(reader));
+            let config = FileScanConfigBuilder::new(url, Arc::new(source))
                 .with_file_groups(groups)
                 .with_projection_indices(projection.cloned())?
                 .with_limit(limit)

@@ -119,6 +119,10 @@ async fn files_written_before_a_column_or_struct_field_existed_read_it_as_null()
     assert_eq!((int(&answer, 1, 0), int(&answer, 1, 1), int(&answer, 1, 2)), (Some(2), Some(80), Some(7)));
     let json = String::from_utf8(render(&answer, Format::Json).unwrap()).unwrap();
     assert!(json.starts_with("[{\"id\":1"), "{json}");
+    // CSV cannot hold a struct: it is written as text.
+    let structs = engine.query("SELECT id, gps FROM raw.t ORDER BY id").await.unwrap();
+    let csv = String::from_utf8(render(&structs, Format::Csv).unwrap()).unwrap();
+    assert_eq!(csv, "id,gps\n1,\"{lat: 1.5, lon: }\"\n2,\"{lat: 2.5, lon: 7}\"\n");
 }
 
 /// A segment's rows not yet delivered, as the server's stream reader gives them.
