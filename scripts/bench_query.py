@@ -113,11 +113,51 @@ def timed(fn, repeat):
     return statistics.median(times)
 
 
+def freshness(endpoint, probes):
+    """Acknowledgement to visible in a query, while a producer keeps putting records."""
+    stop = threading.Event()
+    sent = [0]
+
+    def ingest():
+        client = boto3.client("kinesis", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=KEY,
+                              aws_secret_access_key=SECRET, config=Config(retries={"max_attempts": 5}))
+        rng = random.Random(7)
+        while not stop.is_set():
+            batch = [{"Data": json.dumps(vehicle(rng, i)).encode(), "PartitionKey": str(i)} for i in range(500)]
+            client.put_records(StreamName="raw.vehicles", Records=batch)
+            sent[0] += 500
+
+    producer = threading.Thread(target=ingest)
+    producer.start()
+    client = boto3.client("kinesis", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=KEY, aws_secret_access_key=SECRET)
+    latencies = []
+    t_start = time.time()
+    try:
+        for n in range(probes):
+            record = dict(vehicle(random.Random(n), n), VehicleId=f"PROBE{n:04d}")
+            client.put_record(StreamName="raw.vehicles", Data=json.dumps(record).encode(), PartitionKey=f"probe{n}")
+            acked = time.perf_counter()
+            while True:
+                body, _ = tarn_query(endpoint, f"SELECT count(*) FROM raw.vehicles WHERE vehicleid = 'PROBE{n:04d}'")
+                if body.decode().split()[-1] == "1":
+                    latencies.append((time.perf_counter() - acked) * 1000)
+                    break
+    finally:
+        stop.set()
+        producer.join()
+    rate = sent[0] / (time.time() - t_start)
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+    print(f"\nfreshness (acknowledged -> visible in a query), {probes} probes while {rate:,.0f} records/s were put: "
+          f"p50 {pick(0.5):.0f} ms, p99 {pick(0.99):.0f} ms, max {latencies[-1]:.0f} ms")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default="target/release/tarn")
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--probes", type=int, default=50, help="freshness probes while ingest runs (0: none)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -179,6 +219,8 @@ def main():
             _, hour = tarn_query(endpoint, "SELECT * FROM raw.vehicles WHERE day = '22' AND hour = '05'")
             fb, hb = int(full["x-tarn-bytes-scanned"]), int(hour["x-tarn-bytes-scanned"])
             print(f"\nfull scan (SELECT *): {fb:,} bytes; one hour of 24: {hb:,} bytes = 1/{fb / max(hb, 1):.1f} of the full scan")
+            if args.probes:
+                freshness(endpoint, args.probes)
         finally:
             server.terminate()
             server.wait(timeout=60)
