@@ -16,7 +16,7 @@ use axum::response::Response;
 
 use crate::error::ApiError;
 use crate::protocol::Codec;
-use crate::server::{AppState, error_body};
+use crate::server::{AppState, error_body, flat_headers};
 use crate::sigv4;
 
 /// The service name requests to `/v1/query` are signed for.
@@ -91,10 +91,7 @@ async fn run(
         return Err(ApiError::new("InvalidRequestException", 405, "POST the statement to /v1/query"));
     }
     if let Some(credentials) = &state.config.credentials {
-        let flat: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect();
+        let flat = flat_headers(&headers);
         let request = sigv4::SignedRequest {
             method: method.as_str(),
             path: uri.path(),

@@ -130,10 +130,7 @@ async fn aws_request(
     body: Bytes,
 ) -> Response {
     let codec = Codec::from_content_type(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()));
-    let mut flat: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    let mut flat = flat_headers(&headers);
     // HTTP/2 carries the host as the :authority pseudo-header, which hyper keeps in the URI.
     // Clients sign it as `host`, or (the JavaScript SDK) as `:authority` itself.
     if let Some(authority) = uri.authority() {
@@ -182,6 +179,11 @@ async fn aws_request(
             error_response(codec, &e)
         }
     }
+}
+
+/// Header names and values as the SigV4 verifier reads them.
+pub(crate) fn flat_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers.iter().map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
 }
 
 fn respond(status: StatusCode, codec: Codec, body: Vec<u8>, error_type: Option<&str>) -> Response {

@@ -36,16 +36,23 @@ impl TailSource for SegmentTails {
     }
 }
 
-/// `/v1/query` on the engine.
-pub struct EngineService(pub Arc<Engine>);
+/// `/v1/query` on the engine. Queries run on their own runtime (`runtime`), so a heavy one never
+/// occupies the threads that serve the Kinesis and Firehose APIs.
+pub struct EngineService {
+    pub engine: Arc<Engine>,
+    pub runtime: tokio::runtime::Handle,
+}
 
 impl QueryService for EngineService {
     fn query(&self, sql: String, format: String) -> tarn_api::query::QueryFuture {
-        let engine = self.0.clone();
+        let engine = self.engine.clone();
+        let runtime = self.runtime.clone();
         Box::pin(async move {
             let format = Format::from_name(&format)
                 .ok_or_else(|| QueryFailure::Invalid(format!("unknown format {format:?}: use json, csv or table")))?;
-            let answer = engine.query(&sql).await.map_err(|e| match e {
+            let answer = runtime.spawn(async move { engine.query(&sql).await });
+            let answer = answer.await.map_err(|e| QueryFailure::Internal(format!("the query task failed: {e}")))?;
+            let answer = answer.map_err(|e| match e {
                 QueryError::User(m) => QueryFailure::Invalid(m),
                 QueryError::Internal(m) => {
                     tracing::error!(error = %m, "query failed");

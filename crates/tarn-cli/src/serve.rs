@@ -136,7 +136,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         include_tail: q.include_tail,
     };
     let engine = tarn_query::Engine::new(Arc::new(lake), Some(Arc::new(tails)), engine_config);
-    let query: Arc<dyn tarn_api::QueryService> = Arc::new(crate::query_service::EngineService(Arc::new(engine)));
+    let query_runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("query")
+        .enable_all()
+        .build()
+        .context("cannot start the query runtime")?;
+    let service =
+        crate::query_service::EngineService { engine: Arc::new(engine), runtime: query_runtime.handle().clone() };
+    let query: Arc<dyn tarn_api::QueryService> = Arc::new(service);
     let state = AppState::with_query(streams.clone(), api, metrics.clone(), segments.clone(), Some(query));
 
     let retention_every = Duration::from_secs(config.kinesis.retention_check_seconds);
@@ -157,6 +164,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
 
     tarn_api::serve(listener, state, shutdown_signal()).await?;
+    query_runtime.shutdown_background();
     tokio::task::spawn_blocking(move || runner.stop_all()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -205,12 +205,11 @@ impl Engine {
     }
 
     async fn session(&self, scan: Arc<ScanStore>, counters: Arc<ScanCounters>) -> Result<SessionContext, QueryError> {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, "default")
             .with_target_partitions(self.config.target_partitions);
         // Filters are applied while decoding (late materialization), not after whole batches.
-        let mut config = config;
         config.options_mut().execution.parquet.pushdown_filters = true;
         config.options_mut().execution.parquet.reorder_filters = true;
         let runtime = RuntimeEnv {
