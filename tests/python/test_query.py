@@ -182,7 +182,7 @@ def test_formats_errors_and_authentication(make_server, tmp_path):
     assert {"table_schema": "raw", "table_name": "vehicles"}.items() <= next(r for r in answer["rows"] if r["table_name"] == "vehicles").items()
 
     status, headers, body = post_query(server, {"sql": "SELECT nope FROM raw.vehicles"})
-    assert status == 400 and json.loads(body)["__type"] == "InvalidRequestException" and "nope" in json.loads(body)["message"]
+    assert status == 400 and json.loads(body)["__type"] == "InvalidRequestException" and "nope" in json.loads(body)["Message"]
     status, _, body = post_query(server, {"sql": "COPY (SELECT 1) TO '/tmp/x.csv'"})
     assert status == 400, body
     status, _, body = post_query(server, {"sql": "SELECT 1"}, sign=False)

@@ -31,10 +31,17 @@ impl ApiError {
         ApiError::new("InternalFailure", 500, message)
     }
 
-    /// Coral writes `Message` for serialization errors and `message` for service errors; SDKs
-    /// read both, and matching AWS keeps scripts that read the raw body working.
+    /// Coral writes `Message` for serialization errors and `message` for Kinesis and Firehose
+    /// errors; Athena's error shapes declare `Message`. SDKs read both, and matching AWS keeps
+    /// scripts that read the raw body working.
     pub fn message_key(&self) -> &'static str {
-        if self.code == "SerializationException" { "Message" } else { "message" }
+        match self.code {
+            "SerializationException"
+            | "InvalidRequestException"
+            | "InternalServerException"
+            | "TooManyRequestsException" => "Message",
+            _ => "message",
+        }
     }
 }
 

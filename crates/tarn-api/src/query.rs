@@ -42,10 +42,45 @@ pub enum QueryFailure {
 
 pub type QueryFuture = Pin<Box<dyn Future<Output = Result<QueryReply, QueryFailure>> + Send>>;
 
+/// A result column as Athena describes it (`ColumnInfo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultColumn {
+    pub name: String,
+    /// Athena's type name: `varchar`, `bigint`, `row(a integer)`…
+    pub type_name: String,
+    pub precision: i32,
+    pub scale: i32,
+}
+
+/// A finished query as Athena's `GetQueryResults` pages through it: every value as text
+/// (`None`: SQL NULL), with what the query cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryResults {
+    pub columns: Vec<ResultColumn>,
+    pub rows: Vec<Vec<Option<String>>>,
+    pub bytes_scanned: u64,
+    pub engine_ms: u64,
+}
+
+impl QueryResults {
+    /// Roughly the memory the rows take, for keeping many results within a budget.
+    pub fn size_bytes(&self) -> usize {
+        let cell = std::mem::size_of::<Option<String>>();
+        let text: usize = self.rows.iter().flatten().map(|v| cell + v.as_ref().map_or(0, String::len)).sum();
+        text + self.rows.len() * std::mem::size_of::<Vec<Option<String>>>()
+    }
+}
+
+pub type ResultsFuture = Pin<Box<dyn Future<Output = Result<QueryResults, QueryFailure>> + Send>>;
+
 /// Runs SQL; implemented by the server binary on top of `tarn-query`.
 pub trait QueryService: Send + Sync {
     /// Runs `sql` and renders its rows in `format` (`json`, `csv` or `table`).
     fn query(&self, sql: String, format: String) -> QueryFuture;
+
+    /// Runs `sql` with unqualified table names looked up in `database` (a layer), for the Athena
+    /// API. Dropping the future cancels the query.
+    fn results(&self, sql: String, database: Option<String>) -> ResultsFuture;
 }
 
 pub(crate) async fn handle(

@@ -16,13 +16,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tarn_streams::Streams;
 
+use crate::athena::{AthenaLimits, Executions};
 use crate::error::ApiError;
 use crate::kinesis::subscribe_to_shard::{self, Subscription, Subscriptions};
 use crate::metrics::Metrics;
 use crate::protocol::{Codec, Doc, Obj};
 use crate::query::QueryService;
 use crate::sigv4;
-use crate::{firehose, kinesis};
+use crate::{athena, firehose, kinesis};
 use tarn_segments::Segments;
 
 #[derive(Debug, Clone)]
@@ -33,6 +34,8 @@ pub struct ApiConfig {
     pub max_request_bytes: usize,
     /// How long a SubscribeToShard call streams before the client must resubscribe.
     pub subscription_lifetime: Duration,
+    /// Running queries and kept results of the Athena API.
+    pub athena: AthenaLimits,
 }
 
 impl Default for ApiConfig {
@@ -41,6 +44,7 @@ impl Default for ApiConfig {
             credentials: None,
             max_request_bytes: 8 * 1024 * 1024,
             subscription_lifetime: Duration::from_secs(300),
+            athena: AthenaLimits::default(),
         }
     }
 }
@@ -55,6 +59,10 @@ pub struct AppState {
     pub segments: Arc<Segments>,
     /// SQL over the lake (`/v1/query`); `None` in servers without a query engine.
     pub query: Option<Arc<dyn QueryService>>,
+    /// The Athena API's query executions.
+    pub athena: Arc<Executions>,
+    /// Epoch milliseconds at start (the creation time of the `primary` workgroup).
+    pub started_ms: i64,
 }
 
 impl AppState {
@@ -74,7 +82,19 @@ impl AppState {
         segments: Arc<Segments>,
         query: Option<Arc<dyn QueryService>>,
     ) -> Arc<AppState> {
-        Arc::new(AppState { streams, config, metrics, subscriptions: Subscriptions::default(), segments, query })
+        let clock = streams.clone();
+        let athena = Executions::new(config.athena.clone(), move || clock.now());
+        let started_ms = streams.now();
+        Arc::new(AppState {
+            streams,
+            config,
+            metrics,
+            subscriptions: Subscriptions::default(),
+            segments,
+            query,
+            athena,
+            started_ms,
+        })
     }
 }
 
@@ -221,6 +241,7 @@ fn process(state: &AppState, call: Call) -> (String, Result<Outcome, ApiError>, 
         let signing_name = match service {
             kinesis::TARGET_PREFIX if kinesis::is_operation(op) => "kinesis",
             firehose::TARGET_PREFIX if firehose::is_operation(op) => "firehose",
+            athena::TARGET_PREFIX if athena::is_operation(op) => "athena",
             _ => return Err(ApiError::unknown_operation(format!("Unknown operation {target}"))),
         };
         if call.method != Method::POST {
@@ -241,6 +262,11 @@ fn process(state: &AppState, call: Call) -> (String, Result<Outcome, ApiError>, 
             sigv4::verify(&request, signing_name, state.streams.now(), |key| credentials.get(key).cloned())?;
         }
         let doc = codec.decode(&call.body)?;
+        if service == athena::TARGET_PREFIX {
+            let ctx =
+                athena::Ctx { executions: &state.athena, query: state.query.as_ref(), started_ms: state.started_ms };
+            return Ok(Outcome::Body(codec.encode(&athena::dispatch(&ctx, op, &doc)?)));
+        }
         if service == firehose::TARGET_PREFIX {
             let ctx = firehose::Ctx { streams: &state.streams, segments: &state.segments, metrics: &state.metrics };
             return Ok(Outcome::Body(codec.encode(&firehose::dispatch(&ctx, op, &doc)?)));

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use tarn_api::query::{QueryResults, ResultColumn, ResultsFuture};
 use tarn_api::{QueryFailure, QueryReply, QueryService};
 use tarn_delivery::TailReader;
 use tarn_lake::TableView;
@@ -50,15 +51,7 @@ impl QueryService for EngineService {
         Box::pin(async move {
             let format = Format::from_name(&format)
                 .ok_or_else(|| QueryFailure::Invalid(format!("unknown format {format:?}: use json, csv or table")))?;
-            let answer = runtime.spawn(async move { engine.query(&sql).await });
-            let answer = answer.await.map_err(|e| QueryFailure::Internal(format!("the query task failed: {e}")))?;
-            let answer = answer.map_err(|e| match e {
-                QueryError::User(m) => QueryFailure::Invalid(m),
-                QueryError::Internal(m) => {
-                    tracing::error!(error = %m, "query failed");
-                    QueryFailure::Internal(m)
-                }
-            })?;
+            let answer = OnQueryRuntime(runtime.spawn(async move { engine.query(&sql).await })).finish().await?;
             let stats = &answer.stats;
             tracing::debug!(rows = stats.rows, ms = stats.elapsed_ms, bytes = stats.bytes_scanned, "query");
             let body = tarn_query::render_reply(&answer, format).map_err(|e| QueryFailure::Internal(e.to_string()))?;
@@ -72,5 +65,51 @@ impl QueryService for EngineService {
             ];
             Ok(QueryReply { content_type: format.content_type(), body, headers })
         })
+    }
+
+    fn results(&self, sql: String, database: Option<String>) -> ResultsFuture {
+        let engine = self.engine.clone();
+        let task = self.runtime.spawn(async move {
+            let answer = engine.query_in(&sql, database.as_deref()).await?;
+            let text = tarn_query::text_results(&answer).map_err(|e| QueryError::Internal(e.to_string()))?;
+            Ok((answer.stats, text))
+        });
+        Box::pin(async move {
+            let (stats, text) = OnQueryRuntime(task).finish().await?;
+            let columns = text
+                .columns
+                .into_iter()
+                .map(|c| ResultColumn { name: c.name, type_name: c.type_name, precision: c.precision, scale: c.scale })
+                .collect();
+            Ok(QueryResults {
+                columns,
+                rows: text.rows,
+                bytes_scanned: stats.bytes_scanned,
+                engine_ms: stats.elapsed_ms,
+            })
+        })
+    }
+}
+
+/// A query running on the query runtime; dropping it (a stopped Athena query, a client gone)
+/// cancels the query there.
+struct OnQueryRuntime<T>(tokio::task::JoinHandle<Result<T, QueryError>>);
+
+impl<T> OnQueryRuntime<T> {
+    async fn finish(mut self) -> Result<T, QueryFailure> {
+        let outcome = (&mut self.0).await.map_err(|e| QueryFailure::Internal(format!("the query task failed: {e}")))?;
+        outcome.map_err(|e| match e {
+            QueryError::User(m) => QueryFailure::Invalid(m),
+            QueryError::Internal(m) => {
+                tracing::error!(error = %m, "query failed");
+                QueryFailure::Internal(m)
+            }
+        })
+    }
+}
+
+impl<T> Drop for OnQueryRuntime<T> {
+    fn drop(&mut self) {
+        self.0.abort(); // nothing left to cancel when it has finished
     }
 }

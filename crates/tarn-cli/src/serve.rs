@@ -85,6 +85,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         credentials: credentials.map(|k| k.into_iter().collect()),
         max_request_bytes: config.kinesis.max_request_bytes,
         subscription_lifetime: Duration::from_secs(config.kinesis.subscription_seconds),
+        athena: tarn_api::athena::AthenaLimits {
+            max_running: config.query.max_running_queries.max(1),
+            max_active: config.query.max_active_queries.max(1),
+            max_results_bytes: (config.query.max_results_mib as usize).saturating_mul(1 << 20),
+            max_kept: config.query.kept_executions.max(1),
+        },
     };
     let metrics = Arc::new(tarn_api::metrics::Metrics::default());
     let segments = Arc::new(tarn_segments::Segments::open(&config.data_dir)?);

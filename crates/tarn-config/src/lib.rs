@@ -133,11 +133,30 @@ pub struct QueryConfig {
     pub max_tail_mib: u64,
     /// Partitions a scan is split into; 0: one per core.
     pub target_partitions: usize,
+    /// Athena API: queries that run at once (the others wait as QUEUED).
+    pub max_running_queries: usize,
+    /// Athena API: queued and running queries together; StartQueryExecution refuses more with
+    /// TooManyRequestsException.
+    pub max_active_queries: usize,
+    /// Athena API: memory kept for finished queries' results (oldest dropped first); a single
+    /// larger result fails its query.
+    pub max_results_mib: u64,
+    /// Athena API: finished query executions remembered for GetQueryExecution and
+    /// ListQueryExecutions.
+    pub kept_executions: usize,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        QueryConfig { include_tail: true, max_tail_mib: 1024, target_partitions: 0 }
+        QueryConfig {
+            include_tail: true,
+            max_tail_mib: 1024,
+            target_partitions: 0,
+            max_running_queries: 4,
+            max_active_queries: 100,
+            max_results_mib: 512,
+            kept_executions: 10_000,
+        }
     }
 }
 

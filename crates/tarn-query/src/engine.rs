@@ -22,6 +22,9 @@ use crate::table::{LakeTable, ScanCounters, TailBatch};
 /// The catalog name SQL may spell out (`tarn.layer.table`); `layer.table` is enough.
 pub const CATALOG: &str = "tarn";
 
+/// Athena's name for the Glue catalog, accepted as another name of the lake's catalog.
+pub const ATHENA_CATALOG: &str = "awsdatacatalog";
+
 /// Where the rows acknowledged after a table's checkpoint come from (the segment's stream).
 #[async_trait]
 pub trait TailSource: Send + Sync {
@@ -184,10 +187,16 @@ impl Engine {
 
     /// Runs one statement (a query, EXPLAIN, SHOW or DESCRIBE; nothing that changes the lake).
     pub async fn query(&self, sql: &str) -> Result<Answer, QueryError> {
+        self.query_in(sql, None).await
+    }
+
+    /// Runs one statement with `schema` (a namespace) as the one unqualified table names are
+    /// looked up in, as Athena's `QueryExecutionContext.Database`; `None`: `default`.
+    pub async fn query_in(&self, sql: &str, schema: Option<&str>) -> Result<Answer, QueryError> {
         let started = Instant::now();
         let scan = Arc::new(ScanStore::new(self.lake.store().clone()));
         let counters = Arc::new(ScanCounters::default());
-        let ctx = self.session(scan.clone(), counters.clone()).await?;
+        let ctx = self.session(scan.clone(), counters.clone(), schema.unwrap_or("default")).await?;
         let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
         let frame = ctx.sql_with_options(sql, options).await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
@@ -204,10 +213,15 @@ impl Engine {
         Ok(Answer { schema, batches, stats })
     }
 
-    async fn session(&self, scan: Arc<ScanStore>, counters: Arc<ScanCounters>) -> Result<SessionContext, QueryError> {
+    async fn session(
+        &self,
+        scan: Arc<ScanStore>,
+        counters: Arc<ScanCounters>,
+        default_schema: &str,
+    ) -> Result<SessionContext, QueryError> {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
-            .with_default_catalog_and_schema(CATALOG, "default")
+            .with_default_catalog_and_schema(CATALOG, default_schema)
             .with_target_partitions(self.config.target_partitions);
         // Filters are applied while decoding (late materialization), not after whole batches.
         config.options_mut().execution.parquet.pushdown_filters = true;
@@ -236,11 +250,14 @@ impl Engine {
             let schema = LakeSchema { namespace: namespace.clone(), names, tables: tables.clone() };
             catalog.register_schema(&namespace, Arc::new(schema))?;
         }
-        if catalog.schema("default").is_none() {
-            let empty = LakeSchema { namespace: "default".into(), names: Vec::new(), tables: tables.clone() };
-            catalog.register_schema("default", Arc::new(empty))?;
+        if catalog.schema(default_schema).is_none() {
+            let empty = LakeSchema { namespace: default_schema.into(), names: Vec::new(), tables: tables.clone() };
+            catalog.register_schema(default_schema, Arc::new(empty))?;
         }
-        ctx.register_catalog(CATALOG, Arc::new(catalog));
+        let catalog = Arc::new(catalog);
+        ctx.register_catalog(CATALOG, catalog.clone());
+        // Athena code names the catalog `AwsDataCatalog` (`"awsdatacatalog"."layer"."table"`).
+        ctx.register_catalog(ATHENA_CATALOG, catalog);
         Ok(ctx)
     }
 }

@@ -5,9 +5,10 @@
 //!
 //! Layout: `engine` (a statement → an [`Answer`] with rows, elapsed time and bytes scanned) ·
 //! `table` (one table's scan: partition pruning, Parquet, the tail) · `hive` (folder keys as
-//! columns) · `scan_store` (the lake's files for DataFusion, counting bytes) · `render` (text,
-//! CSV and JSON output).
+//! columns) · `athena` (answers as Athena's typed text) · `scan_store` (the lake's files for
+//! DataFusion, counting bytes) · `render` (text, CSV and JSON output).
 
+mod athena;
 mod engine;
 mod hive;
 mod render;
@@ -15,7 +16,8 @@ mod scan_store;
 mod table;
 
 pub use async_trait::async_trait;
-pub use engine::{Answer, CATALOG, Engine, EngineConfig, QueryError, Stats, TailSource};
+pub use athena::{TextColumn, TextResults, athena_type, text_results};
+pub use engine::{ATHENA_CATALOG, Answer, CATALOG, Engine, EngineConfig, QueryError, Stats, TailSource};
 pub use render::{Format, render, render_reply};
 pub use table::TailBatch;
 
