@@ -39,7 +39,8 @@ impl ApiError {
             "SerializationException"
             | "InvalidRequestException"
             | "InternalServerException"
-            | "TooManyRequestsException" => "Message",
+            | "TooManyRequestsException"
+            | "MetadataException" => "Message",
             _ => "message",
         }
     }

@@ -17,6 +17,7 @@ pub mod protocol;
 pub mod query;
 pub mod server;
 pub mod sigv4;
+mod tables;
 
 pub use error::ApiError;
 pub use query::{QueryFailure, QueryReply, QueryService};

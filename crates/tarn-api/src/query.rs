@@ -73,6 +73,32 @@ impl QueryResults {
 
 pub type ResultsFuture = Pin<Box<dyn Future<Output = Result<QueryResults, QueryFailure>> + Send>>;
 
+/// A column as the catalog lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogColumn {
+    pub name: String,
+    /// Glue's type name: `string`, `bigint`, `struct<fuel:double>`…
+    pub type_name: String,
+}
+
+/// A table of the lake as the catalog describes it (Athena's `TableMetadata`, `/v1/tables`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableInfo {
+    pub database: String,
+    pub name: String,
+    pub columns: Vec<CatalogColumn>,
+    /// Hive folder keys (string columns).
+    pub partition_keys: Vec<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub location: String,
+    pub parameters: Vec<(String, String)>,
+    /// Everything `tarn describe` shows (partitions, snapshots, checkpoint), as JSON.
+    pub detail: serde_json::Value,
+}
+
+pub type Pending<T> = Pin<Box<dyn Future<Output = Result<T, QueryFailure>> + Send>>;
+
 /// Runs SQL; implemented by the server binary on top of `tarn-query`.
 pub trait QueryService: Send + Sync {
     /// Runs `sql` and renders its rows in `format` (`json`, `csv` or `table`).
@@ -81,6 +107,15 @@ pub trait QueryService: Send + Sync {
     /// Runs `sql` with unqualified table names looked up in `database` (a layer), for the Athena
     /// API. Dropping the future cancels the query.
     fn results(&self, sql: String, database: Option<String>) -> ResultsFuture;
+
+    /// The layers (Iceberg namespaces) of the lake, sorted.
+    fn databases(&self) -> Pending<Vec<String>>;
+
+    /// Every table of `database` described, sorted by name.
+    fn tables(&self, database: String) -> Pending<Vec<TableInfo>>;
+
+    /// One table described; `None` if there is no such table.
+    fn table(&self, database: String, name: String) -> Pending<Option<TableInfo>>;
 }
 
 pub(crate) async fn handle(
@@ -102,17 +137,41 @@ pub(crate) async fn handle(
             }
             response
         }
-        Err(e) => {
-            let mut response = Response::new(Body::from(error_body(Codec::Json, &e)));
-            *response.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let h = response.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
-            if let Ok(v) = HeaderValue::from_str(e.code) {
-                h.insert("x-amzn-errortype", v);
-            }
-            response
-        }
+        Err(e) => error_reply(&e),
     }
+}
+
+/// An error of Tarn's own HTTP endpoints, in AWS's JSON error form.
+pub(crate) fn error_reply(e: &ApiError) -> Response {
+    let mut response = Response::new(Body::from(error_body(Codec::Json, e)));
+    *response.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
+    if let Ok(v) = HeaderValue::from_str(e.code) {
+        h.insert("x-amzn-errortype", v);
+    }
+    response
+}
+
+/// Checks the SigV4 signature (service name `tarn`) of a call to Tarn's own endpoints.
+pub(crate) fn check_signature(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let Some(credentials) = &state.config.credentials else { return Ok(()) };
+    let flat = flat_headers(headers);
+    let request = sigv4::SignedRequest {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers: &flat,
+        body,
+    };
+    sigv4::verify(&request, SIGNING_NAME, state.streams.now(), |key| credentials.get(key).cloned())?;
+    Ok(())
 }
 
 async fn run(
@@ -125,17 +184,7 @@ async fn run(
     if method != Method::POST {
         return Err(ApiError::new("InvalidRequestException", 405, "POST the statement to /v1/query"));
     }
-    if let Some(credentials) = &state.config.credentials {
-        let flat = flat_headers(&headers);
-        let request = sigv4::SignedRequest {
-            method: method.as_str(),
-            path: uri.path(),
-            query: uri.query().unwrap_or(""),
-            headers: &flat,
-            body: &body,
-        };
-        sigv4::verify(&request, SIGNING_NAME, state.streams.now(), |key| credentials.get(key).cloned())?;
-    }
+    check_signature(state, &method, &uri, &headers, &body)?;
     let Some(service) = state.query.clone() else {
         return Err(ApiError::new("ServiceUnavailableException", 503, "this server runs no query engine"));
     };

@@ -110,6 +110,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok\n" }))
         .route("/v1/query", any(crate::query::handle))
+        .route("/v1/tables", any(crate::tables::list))
+        .route("/v1/tables/{layer}/{table}", any(crate::tables::describe))
         .fallback(aws_request)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -115,6 +115,29 @@ impl Endpoint {
         signing_name: &str,
         body: &[u8],
     ) -> anyhow::Result<Answer> {
+        self.send("POST", path, content_type, target, signing_name, body)
+    }
+
+    /// A SigV4-signed GET of `path` that answers JSON, or the AWS error it answered with.
+    pub fn get_json(&self, path: &str, signing_name: &str) -> anyhow::Result<serde_json::Value> {
+        let answer = self.send("GET", path, "application/json", None, signing_name, b"")?;
+        let json: serde_json::Value = serde_json::from_slice(&answer.body)
+            .with_context(|| format!("HTTP {}: {}", answer.status, String::from_utf8_lossy(&answer.body)))?;
+        if answer.status != 200 {
+            return Err(AwsError::from_json(&json).into());
+        }
+        Ok(json)
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        target: Option<&str>,
+        signing_name: &str,
+        body: &[u8],
+    ) -> anyhow::Result<Answer> {
         let host = self.host()?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
         let amz_date = sigv4::format_amz_date(now);
@@ -127,7 +150,7 @@ impl Endpoint {
             None => ("content-type;host;x-amz-date", String::new(), String::new()),
         };
         let canonical = format!(
-            "POST\n{path}\n\ncontent-type:{content_type}\nhost:{host}\nx-amz-date:{amz_date}\n{target_line}\n{signed}\n{}",
+            "{method}\n{path}\n\ncontent-type:{content_type}\nhost:{host}\nx-amz-date:{amz_date}\n{target_line}\n{signed}\n{}",
             sigv4::hex_sha256(body)
         );
         let scope = format!("{}/{}/{signing_name}/aws4_request", &amz_date[..8], self.region);
@@ -137,7 +160,7 @@ impl Endpoint {
         stream.set_read_timeout(Some(Duration::from_secs(600)))?;
         write!(
             stream,
-            "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: {content_type}\r\nx-amz-date: {amz_date}\r\n\
+            "{method} {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: {content_type}\r\nx-amz-date: {amz_date}\r\n\
              {target_header}authorization: AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, \
              Signature={signature}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             self.access_key,

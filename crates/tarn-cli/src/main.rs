@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod catalog_cmd;
 mod client;
 mod generate;
 mod query_cmd;
@@ -20,7 +21,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "tarn",
     version,
-    about = "A streaming data lake in one binary, speaking the AWS Kinesis and Firehose APIs"
+    about = "A streaming data lake in one binary, speaking the AWS Kinesis, Firehose and Athena APIs"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,13 +30,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server: the Kinesis and Firehose APIs, SQL (/v1/query), /metrics and /health on one port.
+    /// Run the server: the Kinesis, Firehose and Athena APIs, SQL (/v1/query), the catalog (/v1/tables), /metrics and /health on one port.
     Serve(ServeArgs),
     /// Create, list, describe and delete data segments on a running server.
     #[command(subcommand)]
     Segment(segment_cmd::SegmentCommand),
     /// Run SQL over the lake of a running server (tables are `<layer>.<name>`).
     Query(query_cmd::QueryArgs),
+    /// List the lake's tables with their rows, files, partitions and size.
+    Tables(catalog_cmd::TablesArgs),
+    /// Show a table: columns and their schema versions, partitions, snapshots, checkpoint.
+    Describe(catalog_cmd::DescribeArgs),
     /// Produce realistic test records (vehicles, persons, clicks) at a given rate.
     Generate(generate::GenerateArgs),
 }
@@ -73,5 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Segment(command) => segment_cmd::run(command),
         Command::Generate(args) => generate::run(args),
         Command::Query(args) => query_cmd::run(args),
+        Command::Tables(args) => catalog_cmd::tables(args),
+        Command::Describe(args) => catalog_cmd::describe(args),
     }
 }

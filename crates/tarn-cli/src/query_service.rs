@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use tarn_api::query::{QueryResults, ResultColumn, ResultsFuture};
+use tarn_api::query::{CatalogColumn, Pending, QueryResults, ResultColumn, ResultsFuture, TableInfo};
 use tarn_api::{QueryFailure, QueryReply, QueryService};
 use tarn_delivery::TailReader;
-use tarn_lake::TableView;
+use tarn_lake::{TableDescription, TableView};
 use tarn_query::{Engine, Format, QueryError, TailBatch, TailSource};
 use tarn_segments::Segments;
 
@@ -89,6 +89,63 @@ impl QueryService for EngineService {
             })
         })
     }
+
+    fn databases(&self) -> Pending<Vec<String>> {
+        self.catalog(|engine| async move { engine.lake().namespaces().await.map_err(lake_error) })
+    }
+
+    fn tables(&self, database: String) -> Pending<Vec<TableInfo>> {
+        self.catalog(|engine| async move {
+            let mut tables = Vec::new();
+            for name in engine.lake().tables(&database).await.map_err(lake_error)? {
+                if let Some(d) = engine.describe(&database, &name).await? {
+                    tables.push(table_info(d));
+                }
+            }
+            Ok(tables)
+        })
+    }
+
+    fn table(&self, database: String, name: String) -> Pending<Option<TableInfo>> {
+        self.catalog(|engine| async move { Ok(engine.describe(&database, &name).await?.map(table_info)) })
+    }
+}
+
+impl EngineService {
+    /// Runs a catalog read on the query runtime.
+    fn catalog<T, F>(&self, read: impl FnOnce(Arc<Engine>) -> F + Send + 'static) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, QueryError>> + Send + 'static,
+    {
+        let engine = self.engine.clone();
+        let task = self.runtime.spawn(async move { read(engine).await });
+        Box::pin(OnQueryRuntime(task).finish())
+    }
+}
+
+/// A table's description as the API shows it.
+fn table_info(d: TableDescription) -> TableInfo {
+    let detail = serde_json::to_value(&d).unwrap_or_default();
+    let mut parameters: Vec<(String, String)> = d.properties.into_iter().collect();
+    parameters.push(("table_type".into(), "ICEBERG".into()));
+    parameters.push(("classification".into(), "parquet".into()));
+    parameters.push(("location".into(), d.location.clone()));
+    TableInfo {
+        database: d.namespace,
+        name: d.name,
+        columns: d.columns.into_iter().map(|c| CatalogColumn { name: c.name, type_name: c.type_name }).collect(),
+        partition_keys: d.partition_keys,
+        created_ms: d.created_ms,
+        updated_ms: d.last_updated_ms,
+        location: d.location,
+        parameters,
+        detail,
+    }
+}
+
+fn lake_error(e: tarn_lake::Error) -> QueryError {
+    QueryError::Internal(format!("cannot read the catalog: {e}"))
 }
 
 /// A query running on the query runtime; dropping it (a stopped Athena query, a client gone)

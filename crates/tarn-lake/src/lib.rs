@@ -10,13 +10,16 @@
 //!
 //! Layout: `catalog` (open, namespaces, tables) · `schema` (converter schema → Iceberg) ·
 //! `append` (batches → Parquet → fast-append commit) · `checkpoint` · `compact` (rewrite commits) ·
-//! `expire` (snapshot expiry with file removal) · `view` (a snapshot as queries read it) · `io` (Iceberg file I/O on S3 via `tarn-store`).
+//! `expire` (snapshot expiry with file removal) · `view` (a snapshot as queries read it) · `describe` (a table as
+//! `tarn describe` and Athena show it) · `hive` (folder keys) · `io` (Iceberg file I/O on S3 via `tarn-store`).
 
 mod append;
 mod catalog;
 mod checkpoint;
 mod compact;
+mod describe;
 mod expire;
+pub mod hive;
 mod io;
 mod schema;
 mod view;
@@ -25,6 +28,7 @@ pub use append::{Compression, FileGroup};
 pub use catalog::Lake;
 pub use checkpoint::CHECKPOINT_PROPERTY;
 pub use compact::{Compacted, CompactionPolicy};
+pub use describe::{ColumnDescription, PartitionDescription, SnapshotDescription, TableDescription, hive_type};
 pub use expire::Expired;
 pub use schema::{MissingColumn, from_iceberg_schema, missing_columns, to_iceberg_schema};
 pub use tarn_store::Store;

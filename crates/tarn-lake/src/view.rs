@@ -103,49 +103,59 @@ impl Lake {
     /// The current snapshot of `namespace.name`, or `None` if there is no such table.
     pub async fn view(&self, namespace: &str, name: &str, cache: &ManifestCache) -> Result<Option<TableView>> {
         let Some(table) = self.existing(namespace, name).await? else { return Ok(None) };
-        let metadata = table.metadata();
-        let arrow = iceberg::arrow::schema_to_arrow_schema(metadata.current_schema())?;
-        let mut view = TableView {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            schema: Arc::new(without_metadata(&arrow)),
-            table_schema: from_iceberg_schema(metadata.current_schema()),
-            snapshot_id: None,
-            files: Vec::new(),
-            checkpoint: checkpoint_of(metadata, &format!("{namespace}.{name}"))?,
-            location: metadata.location().to_owned(),
-        };
-        let Some(current) = metadata.current_snapshot() else { return Ok(Some(view)) };
-        view.snapshot_id = Some(current.snapshot_id());
-        let file_io = table.file_io();
-        let list_bytes = file_io.new_input(current.manifest_list())?.read().await?;
-        let list = ManifestList::parse_with_version(&list_bytes, metadata.format_version())?;
-        for manifest_file in list.entries() {
-            let files = match cache.get(&manifest_file.manifest_path) {
-                Some(files) => files,
-                None => {
-                    let manifest = manifest_file.load_manifest(file_io).await?;
-                    let mut files = Vec::new();
-                    for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
-                        if entry.content_type() != DataContentType::Data {
-                            return Err(Error::Other(format!(
-                                "table {namespace}.{name} has delete files, which Tarn cannot read yet"
-                            )));
-                        }
-                        let file = entry.data_file();
-                        files.push(LiveFile {
-                            path: file.file_path().to_owned(),
-                            size: file.file_size_in_bytes(),
-                            rows: file.record_count(),
-                        });
-                    }
-                    let files = Arc::new(files);
-                    cache.put(&manifest_file.manifest_path, files.clone());
-                    files
-                }
-            };
-            view.files.extend(files.iter().cloned());
-        }
-        Ok(Some(view))
+        view_of(namespace, name, &table, cache).await.map(Some)
     }
+}
+
+/// The current snapshot of a loaded table.
+pub(crate) async fn view_of(
+    namespace: &str,
+    name: &str,
+    table: &iceberg::table::Table,
+    cache: &ManifestCache,
+) -> Result<TableView> {
+    let metadata = table.metadata();
+    let arrow = iceberg::arrow::schema_to_arrow_schema(metadata.current_schema())?;
+    let mut view = TableView {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        schema: Arc::new(without_metadata(&arrow)),
+        table_schema: from_iceberg_schema(metadata.current_schema()),
+        snapshot_id: None,
+        files: Vec::new(),
+        checkpoint: checkpoint_of(metadata, &format!("{namespace}.{name}"))?,
+        location: metadata.location().to_owned(),
+    };
+    let Some(current) = metadata.current_snapshot() else { return Ok(view) };
+    view.snapshot_id = Some(current.snapshot_id());
+    let file_io = table.file_io();
+    let list_bytes = file_io.new_input(current.manifest_list())?.read().await?;
+    let list = ManifestList::parse_with_version(&list_bytes, metadata.format_version())?;
+    for manifest_file in list.entries() {
+        let files = match cache.get(&manifest_file.manifest_path) {
+            Some(files) => files,
+            None => {
+                let manifest = manifest_file.load_manifest(file_io).await?;
+                let mut files = Vec::new();
+                for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                    if entry.content_type() != DataContentType::Data {
+                        return Err(Error::Other(format!(
+                            "table {namespace}.{name} has delete files, which Tarn cannot read yet"
+                        )));
+                    }
+                    let file = entry.data_file();
+                    files.push(LiveFile {
+                        path: file.file_path().to_owned(),
+                        size: file.file_size_in_bytes(),
+                        rows: file.record_count(),
+                    });
+                }
+                let files = Arc::new(files);
+                cache.put(&manifest_file.manifest_path, files.clone());
+                files
+            }
+        };
+        view.files.extend(files.iter().cloned());
+    }
+    Ok(view)
 }

@@ -14,7 +14,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreUrl};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
-use tarn_lake::{Lake, ManifestCache, TableView};
+use tarn_lake::{Lake, ManifestCache, TableDescription, TableView};
 
 use crate::scan_store::{LAKE_URL, ScanStore};
 use crate::table::{LakeTable, ScanCounters, TailBatch};
@@ -183,6 +183,14 @@ impl Engine {
 
     pub fn lake(&self) -> &Arc<Lake> {
         &self.lake
+    }
+
+    /// `namespace.name` as `tarn describe` shows it (sharing the queries' manifest cache).
+    pub async fn describe(&self, namespace: &str, name: &str) -> Result<Option<TableDescription>, QueryError> {
+        self.lake
+            .describe(namespace, name, &self.manifests)
+            .await
+            .map_err(|e| QueryError::Internal(format!("cannot describe {namespace}.{name}: {e}")))
     }
 
     /// Runs one statement (a query, EXPLAIN, SHOW or DESCRIBE; nothing that changes the lake).

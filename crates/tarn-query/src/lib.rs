@@ -4,13 +4,12 @@
 //! query sees a record about as soon as it is acknowledged, exactly once.
 //!
 //! Layout: `engine` (a statement → an [`Answer`] with rows, elapsed time and bytes scanned) ·
-//! `table` (one table's scan: partition pruning, Parquet, the tail) · `hive` (folder keys as
-//! columns) · `athena` (answers as Athena's typed text) · `scan_store` (the lake's files for
+//! `table` (one table's scan: partition pruning, Parquet, the tail) · `tarn_lake::hive` (folder
+//! keys as columns) · `athena` (answers as Athena's typed text) · `scan_store` (the lake's files for
 //! DataFusion, counting bytes) · `render` (text, CSV and JSON output).
 
 mod athena;
 mod engine;
-mod hive;
 mod render;
 mod scan_store;
 mod table;

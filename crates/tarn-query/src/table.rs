@@ -26,8 +26,8 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use tarn_lake::TableView;
 
-use crate::hive;
 use crate::scan_store::{LAKE_URL, ScanStore};
+use tarn_lake::hive::{self, below_data};
 
 /// Rows of a segment not yet in the table, in the table's data columns, with the folder their
 /// flush will write them to (which gives their partition values).
@@ -65,10 +65,6 @@ pub struct LakeTable {
 }
 
 /// Everything of `path` after the table's `data/` folder.
-fn below_data(path: &str) -> &str {
-    path.split_once("/data/").map_or(path, |(_, rest)| rest)
-}
-
 impl LakeTable {
     /// The table of `view`, its files read through `store`, with `tail` after its checkpoint.
     pub fn new(

@@ -8,14 +8,20 @@ use std::sync::Arc;
 use crate::error::ApiError;
 use crate::protocol::input::{Input, NAME, Pattern, Violations};
 use crate::protocol::{Doc, Obj};
-use crate::query::QueryService;
+use crate::query::{Pending, QueryService, TableInfo};
 
 mod batch_get_query_execution;
 pub mod executions;
+mod get_data_catalog;
+mod get_database;
 mod get_query_execution;
 mod get_query_results;
+mod get_table_metadata;
 mod get_work_group;
+mod list_data_catalogs;
+mod list_databases;
 mod list_query_executions;
+mod list_table_metadata;
 mod list_work_groups;
 mod start_query_execution;
 mod stop_query_execution;
@@ -23,6 +29,9 @@ mod stop_query_execution;
 pub use executions::{AthenaLimits, Executions};
 
 pub const TARGET_PREFIX: &str = "AmazonAthena";
+
+/// The one data catalog: the lake's.
+pub const CATALOG: &str = "AwsDataCatalog";
 
 /// The workgroup every query runs in.
 pub const PRIMARY: &str = "primary";
@@ -39,10 +48,16 @@ type Handler = fn(&Ctx<'_>, &Doc<'_>) -> Result<Doc<'static>, ApiError>;
 
 const ACTIONS: &[(&str, Handler)] = &[
     ("BatchGetQueryExecution", batch_get_query_execution::handle),
+    ("GetDataCatalog", get_data_catalog::handle),
+    ("GetDatabase", get_database::handle),
     ("GetQueryExecution", get_query_execution::handle),
     ("GetQueryResults", get_query_results::handle),
+    ("GetTableMetadata", get_table_metadata::handle),
     ("GetWorkGroup", get_work_group::handle),
+    ("ListDataCatalogs", list_data_catalogs::handle),
+    ("ListDatabases", list_databases::handle),
     ("ListQueryExecutions", list_query_executions::handle),
+    ("ListTableMetadata", list_table_metadata::handle),
     ("ListWorkGroups", list_work_groups::handle),
     ("StartQueryExecution", start_query_execution::handle),
     ("StopQueryExecution", stop_query_execution::handle),
@@ -148,4 +163,55 @@ pub(crate) fn describe(e: &executions::Execution) -> Doc<'static> {
 
 pub(crate) fn engine_version() -> Obj {
     Obj::new().put("SelectedEngineVersion", "AUTO").put("EffectiveEngineVersion", "Tarn (DataFusion)")
+}
+
+/// The query engine, or the error of a server without one.
+pub(crate) fn service<'a>(ctx: &Ctx<'a>) -> Result<&'a Arc<dyn QueryService>, ApiError> {
+    ctx.query.ok_or_else(|| ApiError::new("InternalServerException", 500, "this server runs no query engine"))
+}
+
+/// Waits for a catalog call (actions run on the blocking pool, so they may block).
+pub(crate) fn wait<T>(pending: Pending<T>) -> Result<T, ApiError> {
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| ApiError::new("InternalServerException", 500, "no runtime to read the catalog on"))?;
+    runtime.block_on(pending).map_err(|f| match f {
+        crate::query::QueryFailure::Invalid(m) => invalid_request(m),
+        crate::query::QueryFailure::Internal(m) => ApiError::new("InternalServerException", 500, m),
+    })
+}
+
+/// A `CatalogName` member: required, and `AwsDataCatalog`.
+pub(crate) fn read_catalog(input: &Input<'_, '_>, v: &mut Violations) -> Result<(), ApiError> {
+    let name = input.string(v, "CatalogName", true, 1, 256, None)?;
+    match name {
+        Some(n) if !n.eq_ignore_ascii_case(CATALOG) => {
+            Err(invalid_request(format!("Catalog {n} is not found. This server has one catalog: {CATALOG}.")))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn metadata_error(message: impl Into<String>) -> ApiError {
+    ApiError::new("MetadataException", 400, message)
+}
+
+/// A table as Athena's `TableMetadata`.
+pub(crate) fn table_metadata(t: &TableInfo) -> Doc<'static> {
+    let columns: Vec<Doc<'static>> = t
+        .columns
+        .iter()
+        .map(|c| Obj::new().put("Name", c.name.clone()).put("Type", c.type_name.clone()).done())
+        .collect();
+    let keys: Vec<Doc<'static>> =
+        t.partition_keys.iter().map(|k| Obj::new().put("Name", k.clone()).put("Type", "string").done()).collect();
+    let parameters = Doc::Map(t.parameters.iter().map(|(k, v)| (k.clone().into(), Doc::from(v.clone()))).collect());
+    Obj::new()
+        .put("Name", t.name.clone())
+        .put("CreateTime", crate::protocol::doc::timestamp(t.created_ms))
+        .put("LastAccessTime", crate::protocol::doc::timestamp(t.updated_ms))
+        .put("TableType", "EXTERNAL_TABLE")
+        .put("Columns", columns)
+        .put("PartitionKeys", keys)
+        .put("Parameters", parameters)
+        .done()
 }

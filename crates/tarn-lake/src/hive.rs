@@ -2,6 +2,11 @@
 //! becomes the columns `year`, `month`, `day` and `hour` (strings, as Glue registers Firehose's
 //! partitions), so `WHERE day = '22' AND hour = '10'` skips the other folders' files unread.
 
+/// The part of a data file's path below its table's `data/` folder.
+pub fn below_data(path: &str) -> &str {
+    path.split_once("/data/").map_or(path, |(_, rest)| rest)
+}
+
 /// The `key=value` folders of `relative` (a path below the table's data folder), in order.
 /// Values are percent-decoded; folders without `=` (custom prefixes) are not partitions.
 pub fn partition_pairs(relative: &str) -> Vec<(String, String)> {
