@@ -11,6 +11,7 @@ mod actions;
 pub mod athena;
 pub mod error;
 pub mod firehose;
+pub mod iceberg_rest;
 pub mod kinesis;
 pub use tarn_metrics as metrics;
 pub mod protocol;

@@ -116,6 +116,10 @@ pub trait QueryService: Send + Sync {
 
     /// One table described; `None` if there is no such table.
     fn table(&self, database: String, name: String) -> Pending<Option<TableInfo>>;
+
+    /// A table's current metadata file: its location and its content (Iceberg's table metadata
+    /// JSON), for the Iceberg REST catalog; `None` if there is no such table.
+    fn table_metadata(&self, database: String, name: String) -> Pending<Option<(String, serde_json::Value)>>;
 }
 
 pub(crate) async fn handle(

@@ -109,6 +109,18 @@ impl QueryService for EngineService {
     fn table(&self, database: String, name: String) -> Pending<Option<TableInfo>> {
         self.catalog(|engine| async move { Ok(engine.describe(&database, &name).await?.map(table_info)) })
     }
+
+    fn table_metadata(&self, database: String, name: String) -> Pending<Option<(String, serde_json::Value)>> {
+        self.catalog(|engine| async move {
+            let Some(table) = engine.lake().existing(&database, &name).await.map_err(lake_error)? else {
+                return Ok(None);
+            };
+            let location = table.metadata_location().unwrap_or_default().to_owned();
+            let metadata = serde_json::to_value(table.metadata())
+                .map_err(|e| QueryError::Internal(format!("cannot write the metadata of {database}.{name}: {e}")))?;
+            Ok(Some((location, metadata)))
+        })
+    }
 }
 
 impl EngineService {
