@@ -60,6 +60,8 @@ pub struct QueryResults {
     pub rows: Vec<Vec<Option<String>>>,
     pub bytes_scanned: u64,
     pub engine_ms: u64,
+    /// Rows a CREATE TABLE AS or INSERT INTO wrote (Athena's `UpdateCount`).
+    pub rows_written: u64,
 }
 
 impl QueryResults {

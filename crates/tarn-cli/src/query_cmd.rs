@@ -31,14 +31,24 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     }
     let stat = |name: &str| answer.header(name).unwrap_or("?").to_owned();
     let tail = stat("x-tarn-tail-rows");
+    let written = stat("x-tarn-files-written");
     eprintln!(
-        "{} rows in {} ms; {} bytes scanned in {} files ({} skipped by partition){}",
+        "{} rows in {} ms; {} bytes scanned in {} files ({} skipped by partition){}{}",
         stat("x-tarn-rows"),
         stat("x-tarn-elapsed-ms"),
         stat("x-tarn-bytes-scanned"),
         stat("x-tarn-files-scanned"),
         stat("x-tarn-files-pruned"),
-        if tail == "0" { String::new() } else { format!("; {tail} rows not yet delivered") }
+        if tail == "0" { String::new() } else { format!("; {tail} rows not yet delivered") },
+        if written == "0" || written == "?" {
+            String::new()
+        } else {
+            format!(
+                "; wrote {} rows in {written} files ({} bytes)",
+                stat("x-tarn-rows-written"),
+                stat("x-tarn-bytes-written")
+            )
+        }
     );
     Ok(())
 }

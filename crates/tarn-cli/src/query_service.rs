@@ -62,6 +62,9 @@ impl QueryService for EngineService {
                 ("x-tarn-files-scanned", stats.files_scanned.to_string()),
                 ("x-tarn-files-pruned", stats.files_pruned.to_string()),
                 ("x-tarn-tail-rows", stats.tail_rows.to_string()),
+                ("x-tarn-rows-written", stats.rows_written.to_string()),
+                ("x-tarn-files-written", stats.files_written.to_string()),
+                ("x-tarn-bytes-written", stats.bytes_written.to_string()),
             ];
             Ok(QueryReply { content_type: format.content_type(), body, headers })
         })
@@ -86,6 +89,7 @@ impl QueryService for EngineService {
                 rows: text.rows,
                 bytes_scanned: stats.bytes_scanned,
                 engine_ms: stats.elapsed_ms,
+                rows_written: stats.rows_written,
             })
         })
     }

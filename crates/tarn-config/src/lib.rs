@@ -144,6 +144,10 @@ pub struct QueryConfig {
     /// Athena API: finished query executions remembered for GetQueryExecution and
     /// ListQueryExecutions.
     pub kept_executions: usize,
+    /// CREATE TABLE [AS SELECT], INSERT INTO and DROP TABLE run; `false`: reads only.
+    pub allow_writes: bool,
+    /// Most partitions one CREATE TABLE AS or INSERT INTO may write.
+    pub max_write_partitions: usize,
 }
 
 impl Default for QueryConfig {
@@ -156,6 +160,8 @@ impl Default for QueryConfig {
             max_active_queries: 100,
             max_results_mib: 512,
             kept_executions: 10_000,
+            allow_writes: true,
+            max_write_partitions: 1000,
         }
     }
 }
@@ -377,6 +383,7 @@ impl Config {
         at_least("storage.segment_max_bytes", self.storage.segment_max_bytes, 4096)?;
         at_least("storage.segment_max_age_seconds", self.storage.segment_max_age_seconds, 1)?;
         at_least("query.max_tail_mib", self.query.max_tail_mib, 1)?;
+        at_least("query.max_write_partitions", self.query.max_write_partitions as u64, 1)?;
         if !self.lake.url.is_empty() && !self.lake.url.starts_with("s3://") {
             return Err(ConfigError::Invalid {
                 key: "lake.url",

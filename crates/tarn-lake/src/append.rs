@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, StructArray, new_null_array};
+use arrow_cast::{CastOptions, cast_with_options};
 use arrow_schema::{ArrowError, DataType};
 use iceberg::arrow::schema_to_arrow_schema;
 use iceberg::spec::DataFileFormat;
@@ -44,8 +45,18 @@ impl Compression {
             "snappy" => Some(Compression::Snappy),
             "zstd" => Some(Compression::Zstd),
             "gzip" => Some(Compression::Gzip),
-            "none" => Some(Compression::None),
+            "none" | "uncompressed" => Some(Compression::None),
             _ => None,
+        }
+    }
+
+    /// The name Iceberg's `write.parquet.compression-codec` property uses.
+    pub fn iceberg_name(self) -> &'static str {
+        match self {
+            Compression::Snappy => "snappy",
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+            Compression::None => "uncompressed",
         }
     }
 
@@ -81,10 +92,15 @@ fn retype(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, ArrowError> {
         }
         _ if array.data_type() == target => array.clone(),
         other => {
-            return Err(ArrowError::SchemaError(format!(
-                "a {} column cannot be written as the table's {other}",
-                array.data_type()
-            )));
+            // Values that do not fit (an overflowing number, an unparsable date) are an error,
+            // never a silent null.
+            let options = CastOptions { safe: false, ..Default::default() };
+            cast_with_options(array, other, &options).map_err(|e| {
+                ArrowError::SchemaError(format!(
+                    "a {} column cannot be written as the table's {other}: {e}",
+                    array.data_type()
+                ))
+            })?
         }
     })
 }

@@ -23,6 +23,16 @@ impl Lake {
     }
 }
 
+impl Lake {
+    /// [`Lake::checkpoint`], or `None` when there is no such table.
+    pub async fn checkpoint_if_exists(&self, namespace: &str, name: &str) -> Result<Option<BTreeMap<String, String>>> {
+        match self.existing(namespace, name).await? {
+            Some(table) => checkpoint_of(table.metadata(), &format!("{namespace}.{name}")),
+            None => Ok(None),
+        }
+    }
+}
+
 /// The checkpoint of the current snapshot of `metadata` (or of its nearest ancestor carrying one).
 pub(crate) fn checkpoint_of(metadata: &TableMetadata, table: &str) -> Result<Option<BTreeMap<String, String>>> {
     let mut at = metadata.current_snapshot();

@@ -10,7 +10,7 @@
 //!
 //! Layout: `catalog` (open, namespaces, tables) · `schema` (converter schema → Iceberg) ·
 //! `append` (batches → Parquet → fast-append commit) · `checkpoint` · `compact` (rewrite commits) ·
-//! `expire` (snapshot expiry with file removal) · `view` (a snapshot as queries read it) · `describe` (a table as
+//! `write` (tables SQL creates and fills) · `expire` (snapshot expiry with file removal) · `view` (a snapshot as queries read it) · `describe` (a table as
 //! `tarn describe` and Athena show it) · `hive` (folder keys) · `io` (Iceberg file I/O on S3 via `tarn-store`).
 
 mod append;
@@ -23,6 +23,7 @@ pub mod hive;
 mod io;
 mod schema;
 mod view;
+mod write;
 
 pub use append::{Compression, FileGroup};
 pub use catalog::Lake;
@@ -33,6 +34,10 @@ pub use expire::Expired;
 pub use schema::{MissingColumn, from_iceberg_schema, missing_columns, to_iceberg_schema};
 pub use tarn_store::Store;
 pub use view::{LiveFile, ManifestCache, TableView};
+pub use write::{
+    COMPRESSION_PROPERTY, NewTable, PartitionColumn, PartitionTransform, TableWriter, lake_schema, lake_type,
+    table_compression,
+};
 
 /// Errors of the lake, with the table they concern.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +48,9 @@ pub enum Error {
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("checkpoint of table {table} is not valid JSON: {message}")]
     Checkpoint { table: String, message: String },
+    /// A table of that name is already in the catalog.
+    #[error("table {0} already exists")]
+    Exists(String),
     /// Another commit came first; try again later.
     #[error("commit conflict: {0}")]
     Conflict(String),

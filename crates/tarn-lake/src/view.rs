@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use arrow_schema::{Field, Schema, SchemaRef};
-use iceberg::spec::{DataContentType, ManifestList};
+use iceberg::spec::{DataContentType, ManifestList, Transform};
 use iceberg::{Catalog, NamespaceIdent};
 
 use tarn_convert::TableSchema;
@@ -23,6 +23,10 @@ pub struct LiveFile {
     pub path: String,
     pub size: u64,
     pub rows: u64,
+    /// The file's values of the table's identity partition columns
+    /// ([`TableView::identity_partitions`]) as text, `None` for a null value; empty when the
+    /// file was written under another partition spec (its values are then unknown).
+    pub identity_values: Vec<Option<String>>,
 }
 
 /// One snapshot of a table, as a reader needs it.
@@ -41,6 +45,12 @@ pub struct TableView {
     pub checkpoint: Option<BTreeMap<String, String>>,
     /// The table's root location.
     pub location: String,
+    /// Whether the table has an Iceberg partition spec (tables SQL creates may; segments'
+    /// tables keep their partitions in Hive-style folders instead).
+    pub spec_partitioned: bool,
+    /// Columns the current partition spec takes as they are (identity transforms): each file's
+    /// value of them is known without opening it.
+    pub identity_partitions: Vec<String>,
 }
 
 /// Manifests never change once written, so their live files are kept by path across queries.
@@ -125,7 +135,21 @@ pub(crate) async fn view_of(
         files: Vec::new(),
         checkpoint: checkpoint_of(metadata, &format!("{namespace}.{name}"))?,
         location: metadata.location().to_owned(),
+        spec_partitioned: !metadata.default_partition_spec().is_unpartitioned(),
+        identity_partitions: Vec::new(),
     };
+    let spec = metadata.default_partition_spec();
+    let schema = metadata.current_schema();
+    // (position in the partition tuple, source type) of each identity field.
+    let mut identity = Vec::new();
+    for (i, field) in spec.fields().iter().enumerate() {
+        if field.transform == Transform::Identity
+            && let Some(source) = schema.field_by_id(field.source_id)
+        {
+            view.identity_partitions.push(source.name.clone());
+            identity.push((i, source.field_type.as_ref().clone()));
+        }
+    }
     let Some(current) = metadata.current_snapshot() else { return Ok(view) };
     view.snapshot_id = Some(current.snapshot_id());
     let file_io = table.file_io();
@@ -148,6 +172,20 @@ pub(crate) async fn view_of(
                         path: file.file_path().to_owned(),
                         size: file.file_size_in_bytes(),
                         rows: file.record_count(),
+                        identity_values: if manifest_file.partition_spec_id == spec.spec_id() {
+                            identity
+                                .iter()
+                                .map(|(i, ty)| {
+                                    file.partition()
+                                        .fields()
+                                        .get(*i)
+                                        .and_then(|v| v.as_ref())
+                                        .map(|v| Transform::Identity.to_human_string(ty, Some(v)))
+                                })
+                                .collect()
+                        } else {
+                            Vec::new()
+                        },
                     });
                 }
                 let files = Arc::new(files);

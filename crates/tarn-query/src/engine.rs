@@ -17,7 +17,9 @@ use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use tarn_lake::{Lake, ManifestCache, TableDescription, TableView};
 
 use crate::scan_store::{LAKE_URL, ScanStore};
+use crate::statement::{Statement, classify};
 use crate::table::{LakeTable, ScanCounters, TailBatch};
+use crate::write::Written;
 
 /// The catalog name SQL may spell out (`tarn.layer.table`); `layer.table` is enough.
 pub const CATALOG: &str = "tarn";
@@ -40,6 +42,11 @@ pub struct EngineConfig {
     pub target_partitions: usize,
     /// Whether queries include the acknowledged rows not yet delivered.
     pub include_tail: bool,
+    /// Whether CREATE TABLE, INSERT INTO and DROP TABLE run (`false`: reads only).
+    pub allow_writes: bool,
+    /// Most partitions one CREATE TABLE AS or INSERT may write (each is a Parquet writer held
+    /// open until the statement ends).
+    pub max_write_partitions: usize,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +54,8 @@ impl Default for EngineConfig {
         EngineConfig {
             target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
             include_tail: true,
+            allow_writes: true,
+            max_write_partitions: 1000,
         }
     }
 }
@@ -70,6 +79,10 @@ pub struct Stats {
     pub files_pruned: u64,
     /// Rows read from streams because they are acknowledged but not yet in a file.
     pub tail_rows: u64,
+    /// What a CREATE TABLE AS or INSERT INTO wrote (zero for reads).
+    pub rows_written: u64,
+    pub files_written: u64,
+    pub bytes_written: u64,
 }
 
 /// Why a query failed: the statement (`User`) or Tarn (`Internal`).
@@ -102,7 +115,7 @@ pub struct Engine {
     runtime: Arc<RuntimeEnv>,
     manifests: Arc<ManifestCache>,
     tail: Option<Arc<dyn TailSource>>,
-    config: EngineConfig,
+    pub(crate) config: EngineConfig,
 }
 
 /// The tables of one query, loaded on first use and kept for the rest of the query so every
@@ -193,7 +206,8 @@ impl Engine {
             .map_err(|e| QueryError::Internal(format!("cannot describe {namespace}.{name}: {e}")))
     }
 
-    /// Runs one statement (a query, EXPLAIN, SHOW or DESCRIBE; nothing that changes the lake).
+    /// Runs one statement: a query, EXPLAIN, SHOW or DESCRIBE, or one that writes a table
+    /// (CREATE TABLE [AS SELECT], INSERT INTO, DROP TABLE).
     pub async fn query(&self, sql: &str) -> Result<Answer, QueryError> {
         self.query_in(sql, None).await
     }
@@ -204,11 +218,22 @@ impl Engine {
         let started = Instant::now();
         let scan = Arc::new(ScanStore::new(self.lake.store().clone()));
         let counters = Arc::new(ScanCounters::default());
-        let ctx = self.session(scan.clone(), counters.clone(), schema.unwrap_or("default")).await?;
-        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        let frame = ctx.sql_with_options(sql, options).await?;
-        let schema = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await?;
+        let default_schema = schema.unwrap_or("default");
+        let statement = classify(sql)?;
+        let ctx = self.session(scan.clone(), counters.clone(), default_schema).await?;
+        let (schema, batches, written) = match statement {
+            Statement::Read => {
+                let options =
+                    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+                let frame = ctx.sql_with_options(sql, options).await?;
+                let schema = Arc::new(frame.schema().as_arrow().clone());
+                (schema, frame.collect().await?, Written::default())
+            }
+            statement => {
+                let (answer, written) = self.write(statement, &ctx, default_schema).await?;
+                (answer.schema, answer.batches, written)
+            }
+        };
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
         let stats = Stats {
             rows,
@@ -217,6 +242,9 @@ impl Engine {
             files_scanned: counters.files_planned.load(std::sync::atomic::Ordering::Relaxed),
             files_pruned: counters.files_pruned.load(std::sync::atomic::Ordering::Relaxed),
             tail_rows: counters.tail_rows.load(std::sync::atomic::Ordering::Relaxed),
+            rows_written: written.rows,
+            files_written: written.files,
+            bytes_written: written.bytes,
         };
         Ok(Answer { schema, batches, stats })
     }

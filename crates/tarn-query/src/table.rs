@@ -50,7 +50,10 @@ pub struct ScanCounters {
 struct File {
     key: String,
     size: u64,
+    /// Values of the Hive folder columns.
     partition: Vec<Option<String>>,
+    /// Values of the identity partition columns (as text), empty if unknown.
+    identity: Vec<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -59,6 +62,8 @@ pub struct LakeTable {
     schema: SchemaRef,
     data_schema: SchemaRef,
     partition_fields: Vec<FieldRef>,
+    /// Data columns an Iceberg identity partition gives each file one known value of.
+    identity_fields: Vec<FieldRef>,
     files: Vec<File>,
     tail: Vec<RecordBatch>,
     counters: Arc<ScanCounters>,
@@ -82,7 +87,20 @@ impl LakeTable {
             .map(|f| below_data(&f.path).to_owned())
             .chain(tail.iter().map(|t| format!("{}/", t.folder.trim_end_matches('/'))));
         let folders: Vec<String> = folders.collect();
-        let partition_cols = hive::partition_columns(folders.iter().map(String::as_str), &data_names);
+        // A table with an Iceberg partition spec has its partitions there; its folders are the
+        // spec's paths, not columns of their own.
+        let partition_cols = if view.spec_partitioned {
+            Vec::new()
+        } else {
+            hive::partition_columns(folders.iter().map(String::as_str), &data_names)
+        };
+        let identity_fields: Vec<FieldRef> = view
+            .identity_partitions
+            .iter()
+            .filter_map(|c| data_schema.field_with_name(c).ok())
+            .filter(|f| f.data_type().is_primitive() || matches!(f.data_type(), DataType::Utf8View | DataType::Boolean))
+            .map(|f| Arc::new(f.clone()))
+            .collect();
         let partition_fields: Vec<FieldRef> =
             partition_cols.iter().map(|c| Arc::new(Field::new(c, DataType::Utf8, true))).collect();
         let mut fields: Vec<FieldRef> = data_schema.fields().iter().cloned().collect();
@@ -102,18 +120,33 @@ impl LakeTable {
             })?;
             store.know_size(key, f.size);
             let partition = hive::partition_values(below_data(&f.path), &partition_cols);
-            files.push(File { key: key.to_owned(), size: f.size, partition });
+            let identity = identity_fields
+                .iter()
+                .map(|field| {
+                    let i = view.identity_partitions.iter().position(|c| c == field.name())?;
+                    f.identity_values.get(i).cloned()
+                })
+                .collect::<Option<Vec<_>>>()
+                .unwrap_or_default();
+            files.push(File { key: key.to_owned(), size: f.size, partition, identity });
         }
         let tail = tail
             .into_iter()
             .map(|t| with_partition_columns(&t, &partition_cols, &schema))
             .collect::<Result<Vec<_>>>()?;
-        Ok(LakeTable { schema, data_schema, partition_fields, files, tail, counters })
+        Ok(LakeTable { schema, data_schema, partition_fields, identity_fields, files, tail, counters })
     }
 
-    /// The files whose partition values pass every filter that only names partition columns.
+    /// The files whose partition values pass every filter that only names partition columns
+    /// (Hive folder columns, and identity-partitioned data columns where every file's value is
+    /// known).
     fn prune(&self, state: &dyn Session, filters: &[Expr]) -> Result<Vec<File>> {
-        let names: Vec<&str> = self.partition_fields.iter().map(|f| f.name().as_str()).collect();
+        let identity_known = !self.identity_fields.is_empty() && self.files.iter().all(|f| !f.identity.is_empty());
+        let mut fields: Vec<FieldRef> = self.partition_fields.clone();
+        if identity_known {
+            fields.extend(self.identity_fields.iter().cloned());
+        }
+        let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
         let applicable: Vec<&Expr> = filters
             .iter()
             .filter(|e| {
@@ -124,10 +157,21 @@ impl LakeTable {
         if applicable.is_empty() || self.files.is_empty() {
             return Ok(self.files.clone());
         }
-        let schema = Arc::new(Schema::new(self.partition_fields.clone()));
-        let columns: Vec<ArrayRef> = (0..names.len())
+        let mut columns: Vec<ArrayRef> = (0..self.partition_fields.len())
             .map(|i| Arc::new(self.files.iter().map(|f| f.partition[i].clone()).collect::<StringArray>()) as ArrayRef)
             .collect();
+        if identity_known {
+            for (i, field) in self.identity_fields.iter().enumerate() {
+                let text: ArrayRef =
+                    Arc::new(self.files.iter().map(|f| f.identity[i].clone()).collect::<StringArray>());
+                match datafusion::arrow::compute::cast(&text, field.data_type()) {
+                    Ok(values) => columns.push(values),
+                    // A value that does not read back as its column's type: no pruning.
+                    Err(_) => return Ok(self.files.clone()),
+                }
+            }
+        }
+        let schema = Arc::new(Schema::new(fields));
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
         let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
         let mut keep = vec![true; self.files.len()];

@@ -26,7 +26,7 @@ fn vehicles(from: usize, n: usize) -> Vec<String> {
 }
 
 fn engine(lake: Lake, tail: Option<Arc<dyn TailSource>>) -> Engine {
-    Engine::new(Arc::new(lake), tail, EngineConfig { target_partitions: 2, include_tail: true })
+    Engine::new(Arc::new(lake), tail, EngineConfig { target_partitions: 2, ..EngineConfig::default() })
 }
 
 fn int(answer: &Answer, row: usize, col: usize) -> Option<i64> {
@@ -165,10 +165,179 @@ async fn statements_that_change_or_leave_the_lake_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(Lake::open(dir.path()).await.unwrap(), None);
     let ddl = user_error(&engine, "CREATE EXTERNAL TABLE x STORED AS PARQUET LOCATION '/etc/'").await;
-    assert!(ddl.contains("DDL not supported"), "{ddl}");
+    assert!(ddl.contains("CREATE EXTERNAL TABLE is not supported"), "{ddl}");
+    let view = user_error(&engine, "CREATE VIEW v AS SELECT 1").await;
+    assert!(view.contains("DDL not supported"), "{view}");
     assert!(user_error(&engine, "SELECT * FROM raw.nope").await.contains("raw.nope"));
     assert!(user_error(&engine, "SELEC 1").await.contains("SELEC"));
     let one = engine.query("SELECT 1 + 1 AS two").await.unwrap();
     assert_eq!(int(&one, 0, 0), Some(2));
     assert_eq!(one.stats.bytes_scanned, 0);
+}
+
+/// `raw.vehicles` with ids 0..n (vendors v0, v1, v2) delivered as a segment would deliver it.
+async fn lake_with_vehicles(dir: &std::path::Path, n: usize) -> Lake {
+    let lake = Lake::open(dir).await.unwrap();
+    let mut schema = TableSchema::default();
+    let rows = batch(&vehicles(0, n), &mut schema);
+    let table = lake.table("raw", "vehicles", &schema).await.unwrap();
+    let checkpoint = BTreeMap::from([("shardId-000000000000".to_string(), "1".to_string())]);
+    let groups = [FileGroup { folder: "year=2026/month=11/day=22/hour=10".into(), batches: vec![rows] }];
+    lake.append(&table, &groups, &checkpoint, Compression::Snappy, "f").await.unwrap();
+    lake
+}
+
+fn parquet_codec(path: &str) -> String {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = std::fs::File::open(path.strip_prefix("file://").unwrap_or(path)).unwrap();
+    let reader = SerializedFileReader::new(file).unwrap();
+    format!("{:?}", reader.metadata().row_group(0).column(0).compression())
+}
+
+#[tokio::test]
+async fn create_table_as_select_flattens_repartitions_and_compresses_into_an_iceberg_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(lake_with_vehicles(dir.path(), 300).await, None);
+    let created = engine
+        .query(
+            "CREATE TABLE curated.by_vendor WITH (format = 'PARQUET', partitioned_by = ARRAY['vendor'], \
+             write_compression = 'ZSTD') AS SELECT id, gps.lat AS lat, vendor FROM raw.vehicles",
+        )
+        .await
+        .unwrap();
+    assert_eq!(int(&created, 0, 0), Some(300));
+    assert_eq!((created.stats.rows_written, created.stats.files_written), (300, 3));
+    assert!(created.stats.bytes_scanned > 0 && created.stats.bytes_written > 0);
+
+    let view = engine.lake().view("curated", "by_vendor", &Default::default()).await.unwrap().unwrap();
+    let mut folders: Vec<&str> =
+        view.files.iter().map(|f| tarn_lake::hive::below_data(&f.path).rsplit_once('/').unwrap().0).collect();
+    folders.sort();
+    assert_eq!(folders, ["vendor=v0", "vendor=v1", "vendor=v2"]);
+    assert!(parquet_codec(&view.files[0].path).starts_with("ZSTD"), "{}", parquet_codec(&view.files[0].path));
+    assert_eq!(view.identity_partitions, ["vendor"]);
+
+    // The flattened columns, no folder columns of their own, and one vendor's file read alone.
+    let star = engine.query("SELECT * FROM curated.by_vendor LIMIT 1").await.unwrap();
+    let names: Vec<&str> = star.schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["id", "lat", "vendor"]);
+    let one = engine.query("SELECT count(*), sum(id) FROM curated.by_vendor WHERE vendor = 'v1'").await.unwrap();
+    assert_eq!(int(&one, 0, 0), Some(100));
+    assert_eq!(int(&one, 0, 1), Some((0..300).filter(|i| i % 3 == 1).sum()));
+    assert_eq!((one.stats.files_scanned, one.stats.files_pruned), (1, 2));
+    let lat = engine.query("SELECT lat FROM curated.by_vendor WHERE id = 7").await.unwrap();
+    let lat = lat.batches.iter().find(|b| b.num_rows() > 0).unwrap().column(0).clone();
+    assert_eq!(lat.as_primitive::<datafusion::arrow::datatypes::Float64Type>().value(0), 7.5);
+
+    let again = user_error(&engine, "CREATE TABLE curated.by_vendor AS SELECT 1 AS x").await;
+    assert!(again.contains("already exists"), "{again}");
+    let skipped = engine.query("CREATE TABLE IF NOT EXISTS curated.by_vendor AS SELECT 1 AS x").await.unwrap();
+    assert_eq!(skipped.stats.rows_written, 0);
+}
+
+#[tokio::test]
+async fn insert_into_appends_by_position_or_named_columns_and_casts_to_the_tables_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(lake_with_vehicles(dir.path(), 30).await, None);
+    engine
+        .query("CREATE TABLE curated.small (id bigint, vendor string, seen timestamp) PARTITIONED BY (vendor)")
+        .await
+        .unwrap();
+    let empty = engine.query("SELECT count(*) FROM curated.small").await.unwrap();
+    assert_eq!(int(&empty, 0, 0), Some(0));
+
+    let inserted = engine.query("INSERT INTO curated.small SELECT id, vendor, NULL FROM raw.vehicles").await.unwrap();
+    assert_eq!(int(&inserted, 0, 0), Some(30));
+    // Named columns, VALUES with narrower types (int to bigint), a string timestamp.
+    engine
+        .query("INSERT INTO curated.small (vendor, id, seen) VALUES ('v9', 1000, '2026-11-22T10:00:00Z')")
+        .await
+        .unwrap();
+    engine.query("INSERT INTO curated.small (id) VALUES (1001)").await.unwrap();
+    let all = engine.query("SELECT count(*), sum(id), count(seen), count(vendor) FROM curated.small").await.unwrap();
+    assert_eq!(int(&all, 0, 0), Some(32));
+    assert_eq!(int(&all, 0, 1), Some((0..30).sum::<i64>() + 2001));
+    assert_eq!((int(&all, 0, 2), int(&all, 0, 3)), (Some(1), Some(31)));
+    let nine = engine.query("SELECT id FROM curated.small WHERE vendor = 'v9'").await.unwrap();
+    assert_eq!((int(&nine, 0, 0), nine.stats.files_pruned), (Some(1000), 4));
+
+    let count = user_error(&engine, "INSERT INTO curated.small SELECT id FROM raw.vehicles").await;
+    assert!(count.contains("3 target columns but the query gives 1"), "{count}");
+    let bad = user_error(&engine, "INSERT INTO curated.small (id) VALUES ('not a number')").await;
+    assert!(bad.contains("cannot be written"), "{bad}");
+    let missing = user_error(&engine, "INSERT INTO curated.nope VALUES (1)").await;
+    assert!(missing.contains("does not exist"), "{missing}");
+    let after = engine.query("SELECT count(*) FROM curated.small").await.unwrap();
+    assert_eq!(int(&after, 0, 0), Some(32), "failed statements leave the table as it was");
+}
+
+#[tokio::test]
+async fn spark_style_partition_transforms_and_table_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(lake_with_vehicles(dir.path(), 48).await, None);
+    engine
+        .query(
+            "CREATE TABLE curated.hourly PARTITIONED BY (day(at), bucket(4, id)) STORED AS PARQUET \
+             TBLPROPERTIES ('write.parquet.compression-codec' = 'gzip', 'owner' = 'etl') \
+             AS SELECT id, to_timestamp(id * 3600) AS at FROM raw.vehicles",
+        )
+        .await
+        .unwrap();
+    let view = engine.lake().view("curated", "hourly", &Default::default()).await.unwrap().unwrap();
+    let days: std::collections::BTreeSet<&str> =
+        view.files.iter().map(|f| tarn_lake::hive::below_data(&f.path).split('/').next().unwrap()).collect();
+    assert_eq!(days.into_iter().collect::<Vec<_>>(), ["at_day=1970-01-01", "at_day=1970-01-02"]);
+    assert!(parquet_codec(&view.files[0].path).starts_with("GZIP"));
+    let table = engine.lake().existing("curated", "hourly").await.unwrap().unwrap();
+    assert_eq!(table.metadata().properties().get("owner").map(String::as_str), Some("etl"));
+    let sum = engine.query("SELECT count(*), sum(id) FROM curated.hourly").await.unwrap();
+    assert_eq!((int(&sum, 0, 0), int(&sum, 0, 1)), (Some(48), Some((0..48).sum())));
+}
+
+#[tokio::test]
+async fn a_statement_that_fails_leaves_no_table_and_drop_table_removes_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_with_vehicles(dir.path(), 30).await;
+    let engine = Engine::new(
+        Arc::new(lake),
+        None,
+        EngineConfig { target_partitions: 2, max_write_partitions: 5, ..EngineConfig::default() },
+    );
+    let many =
+        user_error(&engine, "CREATE TABLE t.many WITH (partitioned_by = ARRAY['id']) AS SELECT id FROM raw.vehicles")
+            .await;
+    assert!(many.contains("more than 5 partitions"), "{many}");
+    let column =
+        user_error(&engine, "CREATE TABLE t.col WITH (partitioned_by = ARRAY['nope']) AS SELECT 1 AS id").await;
+    assert!(column.contains("no such column"), "{column}");
+    for bad in [
+        "CREATE TABLE t.x WITH (format = 'ORC') AS SELECT 1 AS a",
+        "CREATE TABLE t.x WITH (write_compression = 'LZO') AS SELECT 1 AS a",
+        "CREATE TABLE t.x WITH (external_location = 's3://b/p/') AS SELECT 1 AS a",
+        "CREATE TABLE t.x WITH (colour = 'blue') AS SELECT 1 AS a",
+        "INSERT OVERWRITE TABLE raw.vehicles SELECT * FROM raw.vehicles",
+    ] {
+        user_error(&engine, bad).await;
+    }
+    assert!(engine.lake().tables("t").await.unwrap().is_empty());
+
+    engine.query("CREATE TABLE t.kept AS SELECT id FROM raw.vehicles").await.unwrap();
+    let location = engine.lake().view("t", "kept", &Default::default()).await.unwrap().unwrap().files[0].path.clone();
+    engine.query("DROP TABLE t.kept").await.unwrap();
+    assert!(engine.lake().existing("t", "kept").await.unwrap().is_none());
+    assert!(!std::path::Path::new(location.strip_prefix("file://").unwrap()).exists(), "files go with the table");
+    assert!(user_error(&engine, "DROP TABLE t.kept").await.contains("does not exist"));
+    engine.query("DROP TABLE IF EXISTS t.kept").await.unwrap();
+    let segment = user_error(&engine, "DROP TABLE raw.vehicles").await;
+    assert!(segment.contains("table of a segment"), "{segment}");
+}
+
+#[tokio::test]
+async fn writes_can_be_switched_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_with_vehicles(dir.path(), 3).await;
+    let engine = Engine::new(Arc::new(lake), None, EngineConfig { allow_writes: false, ..EngineConfig::default() });
+    let refused = user_error(&engine, "CREATE TABLE t.x AS SELECT 1 AS a").await;
+    assert!(refused.contains("allow_writes"), "{refused}");
+    assert!(engine.query("SELECT count(*) FROM raw.vehicles").await.is_ok());
 }

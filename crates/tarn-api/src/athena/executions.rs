@@ -77,6 +77,23 @@ impl StatementType {
         }
     }
 
+    /// Athena's finer classification (`SubstatementType`), for the statements Tarn runs.
+    pub fn substatement(sql: &str) -> Option<&'static str> {
+        let keyword = first_keyword(sql).to_ascii_uppercase();
+        let has_query = sql.to_ascii_uppercase().split(|c: char| !c.is_ascii_alphabetic()).any(|w| w == "SELECT");
+        Some(match keyword.as_str() {
+            "SELECT" | "WITH" | "VALUES" | "TABLE" => "SELECT",
+            "INSERT" => "INSERT",
+            "CREATE" if has_query => "CREATE_TABLE_AS_SELECT",
+            "CREATE" => "CREATE_TABLE",
+            "DROP" => "DROP_TABLE",
+            "EXPLAIN" => "EXPLAIN",
+            "DESCRIBE" | "DESC" => "DESCRIBE_TABLE",
+            "SHOW" => "SHOW",
+            _ => return None,
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             StatementType::Ddl => "DDL",

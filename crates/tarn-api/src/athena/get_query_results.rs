@@ -80,7 +80,7 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
         .collect();
     let result_set = Obj::new().put("Rows", rows).put("ResultSetMetadata", Obj::new().put("ColumnInfo", columns));
     Ok(Obj::new()
-        .put("UpdateCount", 0i64)
+        .put("UpdateCount", results.rows_written as i64)
         .put("ResultSet", result_set)
         .opt("NextToken", (end < total).then(|| write_token(end, id)))
         .done())

@@ -158,6 +158,7 @@ pub(crate) fn describe(e: &executions::Execution) -> Doc<'static> {
         .put("Statistics", statistics)
         .put("WorkGroup", s.workgroup.clone())
         .put("EngineVersion", engine_version())
+        .opt("SubstatementType", executions::StatementType::substatement(&s.query))
         .done()
 }
 
