@@ -122,6 +122,10 @@ pub trait QueryService: Send + Sync {
     /// A table's current metadata file: its location and its content (Iceberg's table metadata
     /// JSON), for the Iceberg REST catalog; `None` if there is no such table.
     fn table_metadata(&self, database: String, name: String) -> Pending<Option<(String, serde_json::Value)>>;
+
+    /// Crawls `location` (a URL or a folder of the lake's storage) into tables of `database`;
+    /// `table` names the single table the location becomes. Returns the crawl's report.
+    fn crawl(&self, location: String, database: String, table: Option<String>) -> Pending<serde_json::Value>;
 }
 
 pub(crate) async fn handle(

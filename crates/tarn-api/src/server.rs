@@ -111,6 +111,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(|| async { "ok\n" }))
         .route("/v1/query", any(crate::query::handle))
         .route("/v1/tables", any(crate::tables::list))
+        .route("/v1/crawl", any(crate::tables::crawl))
         .route("/v1/tables/{layer}/{table}", any(crate::tables::describe))
         .route("/iceberg/v1/config", any(crate::iceberg_rest::config))
         .route("/iceberg/v1/namespaces", any(crate::iceberg_rest::namespaces))

@@ -53,6 +53,35 @@ pub(crate) async fn describe(
     reply(answer.await)
 }
 
+/// `POST /v1/crawl` with `{"location": …, "layer": …, "table": …}`: registers the files under
+/// the location as tables (see `tarn-crawl`) and answers with the crawl's report.
+pub(crate) async fn crawl(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let answer = async {
+        if method != Method::POST {
+            return Err(ApiError::new("InvalidRequestException", 405, "use POST"));
+        }
+        check_signature(&state, &method, &uri, &headers, &body)?;
+        let service = state
+            .query
+            .clone()
+            .ok_or_else(|| ApiError::new("ServiceUnavailableException", 503, "this server has no lake"))?;
+        let request: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new("InvalidRequestException", 400, format!("the body is not JSON: {e}")))?;
+        let text = |key: &str| request.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        let location =
+            text("location").ok_or_else(|| ApiError::new("InvalidRequestException", 400, "location is required"))?;
+        let layer = text("layer").ok_or_else(|| ApiError::new("InvalidRequestException", 400, "layer is required"))?;
+        service.crawl(location, layer, text("table")).await.map_err(failure)
+    };
+    reply(answer.await)
+}
+
 fn start(
     state: &AppState,
     method: &Method,

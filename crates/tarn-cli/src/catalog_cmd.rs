@@ -1,5 +1,6 @@
 //! `tarn tables` and `tarn describe <layer>.<table>`: the lake's catalog as Glue shows it, read
-//! from a running server (`GET /v1/tables`, `GET /v1/tables/<layer>/<table>`).
+//! from a running server (`GET /v1/tables`, `GET /v1/tables/<layer>/<table>`); `tarn crawl`
+//! registers files other tools wrote (`POST /v1/crawl`).
 
 use anyhow::Context;
 use serde_json::Value;
@@ -24,6 +25,75 @@ pub struct DescribeArgs {
     format: String,
     #[command(flatten)]
     endpoint: Endpoint,
+}
+
+#[derive(clap::Args)]
+pub struct CrawlArgs {
+    /// The folder to crawl: `s3://bucket/prefix/…` or a path of the lake's storage (relative to
+    /// its root, or absolute for a local lake).
+    location: String,
+    /// The layer (database) the tables go into.
+    #[arg(long)]
+    layer: String,
+    /// One table for the whole location, with this name (default: a table per sub-folder that is
+    /// not a `key=value` partition, or the location's last folder).
+    #[arg(long)]
+    table: Option<String>,
+    /// text or json.
+    #[arg(long, default_value = "text")]
+    format: String,
+    #[command(flatten)]
+    endpoint: Endpoint,
+}
+
+pub fn crawl(args: CrawlArgs) -> anyhow::Result<()> {
+    let body = serde_json::json!({"location": args.location, "layer": args.layer, "table": args.table});
+    let answer = args.endpoint.post(
+        "/v1/crawl",
+        "application/json",
+        None,
+        tarn_api::query::SIGNING_NAME,
+        body.to_string().as_bytes(),
+    )?;
+    let json: Value = serde_json::from_slice(&answer.body)
+        .with_context(|| format!("HTTP {}: {}", answer.status, String::from_utf8_lossy(&answer.body)))?;
+    if answer.status != 200 {
+        return Err(crate::client::AwsError::from_json(&json).into());
+    }
+    if args.format == "json" {
+        println!("{json}");
+        return Ok(());
+    }
+    let mut rows = vec![
+        ["TABLE", "FORMAT", "FILES", "NEW FILES", "NEW PARTITIONS", "NEW COLUMNS", "WIDENED"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    let list = |v: &Value| v.as_array().map_or(String::new(), |a| a.iter().map(text).collect::<Vec<_>>().join(","));
+    for t in json["tables"].as_array().cloned().unwrap_or_default() {
+        let name = if t["created"].as_bool() == Some(true) {
+            format!("{} (new)", text(&t["table"]))
+        } else {
+            text(&t["table"])
+        };
+        rows.push(vec![
+            name,
+            text(&t["format"]),
+            text(&t["files"]),
+            text(&t["files_added"]),
+            list(&t["partitions_added"]),
+            list(&t["columns_added"]),
+            list(&t["columns_widened"]),
+        ]);
+        for u in t["unreadable"].as_array().cloned().unwrap_or_default() {
+            eprintln!("unreadable, left out: {}", text(&u));
+        }
+    }
+    print!("{}", aligned(&rows));
+    if json["skipped_count"].as_u64().unwrap_or(0) > 0 {
+        eprintln!("{} files passed over (not Parquet, JSON or CSV, or hidden)", json["skipped_count"]);
+    }
+    Ok(())
 }
 
 pub fn tables(args: TablesArgs) -> anyhow::Result<()> {

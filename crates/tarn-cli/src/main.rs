@@ -41,6 +41,8 @@ enum Command {
     Tables(catalog_cmd::TablesArgs),
     /// Show a table: columns and their schema versions, partitions, snapshots, checkpoint.
     Describe(catalog_cmd::DescribeArgs),
+    /// Register Parquet, JSON lines and CSV files (gzip'd or not, in Hive folders) as tables.
+    Crawl(catalog_cmd::CrawlArgs),
     /// Produce realistic test records (vehicles, persons, clicks) at a given rate.
     Generate(generate::GenerateArgs),
 }
@@ -80,5 +82,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(args) => query_cmd::run(args),
         Command::Tables(args) => catalog_cmd::tables(args),
         Command::Describe(args) => catalog_cmd::describe(args),
+        Command::Crawl(args) => catalog_cmd::crawl(args),
     }
 }

@@ -125,6 +125,27 @@ impl QueryService for EngineService {
             Ok(Some((location, metadata)))
         })
     }
+
+    fn crawl(&self, location: String, database: String, table: Option<String>) -> Pending<serde_json::Value> {
+        self.catalog(|engine| async move {
+            let lake = engine.lake();
+            let store = lake.store();
+            let location = if location.starts_with('/') { format!("file://{location}") } else { location };
+            let key = if location.contains("://") {
+                store.key_of(&location).map(str::to_owned).ok_or_else(|| {
+                    QueryError::User(format!("{location} is outside the lake's storage {}", store.url("")))
+                })?
+            } else {
+                location.trim_matches('/').to_owned()
+            };
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            let report = tarn_crawl::crawl(store, lake.dir(), &key, &database, table.as_deref(), now)
+                .await
+                .map_err(QueryError::User)?;
+            serde_json::to_value(report).map_err(|e| QueryError::Internal(e.to_string()))
+        })
+    }
 }
 
 impl EngineService {

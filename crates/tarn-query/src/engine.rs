@@ -14,7 +14,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreUrl};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
-use tarn_lake::{Lake, ManifestCache, TableDescription, TableView};
+use tarn_lake::{Lake, LiveFile, ManifestCache, TableDescription, TableView};
 
 use crate::scan_store::{LAKE_URL, ScanStore};
 use crate::statement::{Statement, classify};
@@ -140,7 +140,7 @@ impl QueryTables {
             .view(namespace, name, &self.manifests)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let Some(view) = view else { return Ok(None) };
+        let Some(view) = view else { return self.load_crawled(namespace, name, key) };
         let tail = match &self.tail {
             Some(source) => source.tail(&view).await.map_err(|e| {
                 DataFusionError::Execution(format!("cannot read the undelivered rows of {namespace}.{name}: {e}"))
@@ -148,6 +148,43 @@ impl QueryTables {
             None => Vec::new(),
         };
         let table = Arc::new(LakeTable::new(&view, &self.scan, self.lake.store(), tail, self.counters.clone())?);
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(key, table.clone());
+        Ok(Some(table))
+    }
+}
+
+impl QueryTables {
+    /// A table the crawler registered: its files as they are (Parquet, JSON lines or CSV).
+    fn load_crawled(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: (String, String),
+    ) -> datafusion::error::Result<Option<Arc<LakeTable>>> {
+        let crawled = tarn_crawl::load(self.lake.dir(), namespace, name).map_err(DataFusionError::Execution)?;
+        let Some(crawled) = crawled else { return Ok(None) };
+        let store = self.lake.store();
+        let view = TableView {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            schema: Arc::new(crawled.data_schema().map_err(DataFusionError::Execution)?),
+            table_schema: Default::default(),
+            snapshot_id: None,
+            files: crawled
+                .files
+                .iter()
+                .map(|f| LiveFile { path: store.url(&f.key), size: f.size, rows: 0, identity_values: Vec::new() })
+                .collect(),
+            checkpoint: None,
+            location: store.url(&crawled.location),
+            spec_partitioned: false,
+            identity_partitions: Vec::new(),
+        };
+        let mut table = LakeTable::new(&view, &self.scan, store, Vec::new(), self.counters.clone())?;
+        if crawled.format != tarn_crawl::FileFormat::Parquet {
+            table = table.with_text_files(crawled.format, self.scan.clone());
+        }
+        let table = Arc::new(table);
         self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(key, table.clone());
         Ok(Some(table))
     }
@@ -281,8 +318,21 @@ impl Engine {
         });
         let catalog = MemoryCatalogProvider::new();
         let lake_error = |e: tarn_lake::Error| QueryError::Internal(format!("cannot read the catalog: {e}"));
+        let mut names: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for namespace in self.lake.namespaces().await.map_err(lake_error)? {
-            let names = self.lake.tables(&namespace).await.map_err(lake_error)?;
+            let tables = self.lake.tables(&namespace).await.map_err(lake_error)?;
+            names.insert(namespace, tables);
+        }
+        // Crawled tables beside the Iceberg ones (an Iceberg table of the same name wins).
+        let crawled = tarn_crawl::load_all(self.lake.dir())
+            .map_err(|e| QueryError::Internal(format!("cannot read the crawled tables: {e}")))?;
+        for t in crawled {
+            let list = names.entry(t.namespace).or_default();
+            if !list.contains(&t.name) {
+                list.push(t.name);
+            }
+        }
+        for (namespace, names) in names {
             let schema = LakeSchema { namespace: namespace.clone(), names, tables: tables.clone() };
             catalog.register_schema(&namespace, Arc::new(schema))?;
         }

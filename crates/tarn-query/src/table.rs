@@ -20,10 +20,15 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, Pa
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::union::UnionExec;
+use futures_util::StreamExt;
+use tarn_crawl::FileFormat;
 use tarn_lake::TableView;
 
 use crate::scan_store::{LAKE_URL, ScanStore};
@@ -67,6 +72,8 @@ pub struct LakeTable {
     files: Vec<File>,
     tail: Vec<RecordBatch>,
     counters: Arc<ScanCounters>,
+    /// For a crawled table of JSON or CSV files: their format and the reader of the lake.
+    text: Option<(FileFormat, Arc<ScanStore>)>,
 }
 
 /// Everything of `path` after the table's `data/` folder.
@@ -81,10 +88,21 @@ impl LakeTable {
     ) -> Result<LakeTable> {
         let data_schema = Arc::new(with_view_types(&view.schema));
         let data_names: Vec<&str> = data_schema.fields().iter().map(|f| f.name().as_str()).collect();
+        // A file's path below the table: below `data/` for Iceberg tables, below the crawled
+        // folder for crawled ones.
+        let location = view.location.trim_end_matches('/');
+        let relative = |path: &str| -> String {
+            match path.strip_prefix(location).filter(|r| r.starts_with('/')) {
+                Some(r) => {
+                    r.trim_start_matches('/').strip_prefix("data/").unwrap_or(r.trim_start_matches('/')).to_owned()
+                }
+                None => below_data(path).to_owned(),
+            }
+        };
         let folders = view
             .files
             .iter()
-            .map(|f| below_data(&f.path).to_owned())
+            .map(|f| relative(&f.path))
             .chain(tail.iter().map(|t| format!("{}/", t.folder.trim_end_matches('/'))));
         let folders: Vec<String> = folders.collect();
         // A table with an Iceberg partition spec has its partitions there; its folders are the
@@ -119,7 +137,7 @@ impl LakeTable {
                 ))
             })?;
             store.know_size(key, f.size);
-            let partition = hive::partition_values(below_data(&f.path), &partition_cols);
+            let partition = hive::partition_values(&relative(&f.path), &partition_cols);
             let identity = identity_fields
                 .iter()
                 .map(|field| {
@@ -134,7 +152,13 @@ impl LakeTable {
             .into_iter()
             .map(|t| with_partition_columns(&t, &partition_cols, &schema))
             .collect::<Result<Vec<_>>>()?;
-        Ok(LakeTable { schema, data_schema, partition_fields, identity_fields, files, tail, counters })
+        Ok(LakeTable { schema, data_schema, partition_fields, identity_fields, files, tail, counters, text: None })
+    }
+
+    /// The table's files are JSON lines or CSV (a crawled table), read through `store`.
+    pub fn with_text_files(mut self, format: FileFormat, store: Arc<ScanStore>) -> LakeTable {
+        self.text = Some((format, store));
+        self
     }
 
     /// The files whose partition values pass every filter that only names partition columns
@@ -228,6 +252,90 @@ fn with_partition_columns(tail: &TailBatch, partition_cols: &[String], schema: &
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
+/// JSON or CSV files of a crawled table, read one after the other into the table's schema.
+#[derive(Debug)]
+struct TextFiles {
+    files: Vec<File>,
+    format: FileFormat,
+    store: Arc<ScanStore>,
+    /// Data columns, then partition columns.
+    schema: SchemaRef,
+    data_schema: SchemaRef,
+    batch_rows: usize,
+}
+
+impl TextFiles {
+    async fn read(
+        store: Arc<ScanStore>,
+        format: FileFormat,
+        file: File,
+        schema: SchemaRef,
+        data_schema: SchemaRef,
+        batch_rows: usize,
+    ) -> Result<Vec<RecordBatch>> {
+        use object_store::ObjectStoreExt;
+        let external = |e: String| datafusion::error::DataFusionError::Execution(format!("{}: {e}", file.key));
+        let path = object_store::path::Path::from(file.key.as_str());
+        let bytes = store.get(&path).await?.bytes().await?;
+        let bytes = tarn_crawl::gunzip_if(&file.key, bytes).map_err(external)?;
+        // Decoded in the files' own types, then cast to the scan's (strings as views).
+        let plain = Schema::new(
+            data_schema
+                .fields()
+                .iter()
+                .map(|f| Field::new(f.name(), plain_type(f.data_type()), true))
+                .collect::<Vec<_>>(),
+        );
+        let batches = tarn_crawl::decode(format, &plain, &bytes, batch_rows).map_err(external)?;
+        batches
+            .into_iter()
+            .map(|b| {
+                let rows = b.num_rows();
+                let mut columns = Vec::with_capacity(schema.fields().len());
+                for (i, field) in data_schema.fields().iter().enumerate() {
+                    columns.push(datafusion::arrow::compute::cast(b.column(i), field.data_type())?);
+                }
+                for value in &file.partition {
+                    columns.push(ScalarValue::Utf8(value.clone()).to_array_of_size(rows)?);
+                }
+                Ok(RecordBatch::try_new(schema.clone(), columns)?)
+            })
+            .collect()
+    }
+}
+
+/// The type before [`with_view_types`].
+fn plain_type(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        DataType::Struct(fields) => DataType::Struct(
+            fields.iter().map(|f| Arc::new(f.as_ref().clone().with_data_type(plain_type(f.data_type())))).collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+impl PartitionStream for TextFiles {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (store, format, schema, data_schema, rows) =
+            (self.store.clone(), self.format, self.schema.clone(), self.data_schema.clone(), self.batch_rows);
+        let batches = futures_util::stream::iter(self.files.clone())
+            .then(move |file| TextFiles::read(store.clone(), format, file, schema.clone(), data_schema.clone(), rows))
+            .flat_map(|result| {
+                futures_util::stream::iter(match result {
+                    Ok(batches) => batches.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(e) => vec![Err(e)],
+                })
+            });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
+    }
+}
+
 /// `files` in `n` groups of about equal bytes (largest first into the lightest group).
 fn balance(mut files: Vec<File>, n: usize) -> Vec<Vec<File>> {
     files.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.key.cmp(&b.key)));
@@ -271,7 +379,25 @@ impl TableProvider for LakeTable {
         self.counters.files_planned.fetch_add(files.len() as u64, Ordering::Relaxed);
         self.counters.files_pruned.fetch_add((self.files.len() - files.len()) as u64, Ordering::Relaxed);
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        if !files.is_empty() {
+        if let Some((format, store)) = &self.text
+            && !files.is_empty()
+        {
+            let partitions = balance(files, state.config().target_partitions())
+                .into_iter()
+                .map(|group| {
+                    Arc::new(TextFiles {
+                        files: group,
+                        format: *format,
+                        store: store.clone(),
+                        schema: self.schema.clone(),
+                        data_schema: self.data_schema.clone(),
+                        batch_rows: state.config().batch_size(),
+                    }) as Arc<dyn PartitionStream>
+                })
+                .collect();
+            let exec = StreamingTableExec::try_new(self.schema.clone(), partitions, projection, [], false, limit)?;
+            inputs.push(Arc::new(exec));
+        } else if !files.is_empty() {
             let groups = balance(files, state.config().target_partitions())
                 .into_iter()
                 .map(|g| {
