@@ -76,3 +76,23 @@ def test_crawl_registers_json_csv_and_parquet_folders_and_a_rerun_adds_partition
 
     bad = tarn(server, "crawl", "nowhere", "--layer", "landing", check=False)
     assert bad.returncode != 0 and "no files" in bad.stderr
+
+
+def test_a_crawler_in_the_config_runs_at_start_and_on_its_interval(make_server, tmp_path):
+    import time
+
+    config = tmp_path / "tarn.toml"
+    config.write_text('[[crawlers]]\nlocation = "drop"\nlayer = "landing"\ntable = "events"\ninterval_minutes = 60\n')
+    # The folder is filled, then the server restarted: a crawler's first run comes at its start.
+    server = make_server(args=("--config", str(config)))
+    root = os.path.join(server.data_dir, "lake", "drop")
+    write(os.path.join(root, "day=1", "e.json"), clicks(21, 7))
+    server.restart()
+    deadline = time.time() + 60
+    while True:
+        status, _, body = post_query(server, {"sql": "SELECT count(*) AS n FROM landing.events", "format": "json"})
+        if status == 200:
+            break
+        assert time.time() < deadline, body
+        time.sleep(0.2)
+    assert list(json.loads(body)["rows"][0].values()) == [7]

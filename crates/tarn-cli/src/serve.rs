@@ -152,6 +152,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let service =
         crate::query_service::EngineService { engine: Arc::new(engine), runtime: query_runtime.handle().clone() };
     let query: Arc<dyn tarn_api::QueryService> = Arc::new(service);
+    for crawler in config.crawlers.clone() {
+        let query = query.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(crawler.interval_minutes * 60));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let run = query.crawl(crawler.location.clone(), crawler.layer.clone(), crawler.table.clone());
+                match run.await {
+                    Ok(report) => tracing::info!(location = %crawler.location, report = %report, "scheduled crawl"),
+                    Err(e) => tracing::warn!(location = %crawler.location, error = ?e, "scheduled crawl failed"),
+                }
+            }
+        });
+    }
     let state = AppState::with_query(streams.clone(), api, metrics.clone(), segments.clone(), Some(query));
 
     let retention_every = Duration::from_secs(config.kinesis.retention_check_seconds);

@@ -43,6 +43,22 @@ pub struct Config {
     pub query: QueryConfig,
     /// Data segments declared in the file: each a stream, its delivery and its lake table.
     pub segments: Vec<SegmentConfig>,
+    /// Crawls run on a schedule (`tarn crawl` runs one at once).
+    pub crawlers: Vec<CrawlerConfig>,
+}
+
+/// One `[[crawlers]]` entry: a folder crawled every `interval_minutes`, from the server's start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlerConfig {
+    /// `s3://bucket/prefix`, or a folder of the lake's storage.
+    pub location: String,
+    /// The layer the tables go into.
+    pub layer: String,
+    /// One table for the whole location, with this name.
+    #[serde(default)]
+    pub table: Option<String>,
+    pub interval_minutes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -264,6 +280,7 @@ impl Default for Config {
             lake: LakeConfig::default(),
             query: QueryConfig::default(),
             segments: Vec::new(),
+            crawlers: Vec::new(),
         }
     }
 }
@@ -383,6 +400,9 @@ impl Config {
         at_least("storage.segment_max_bytes", self.storage.segment_max_bytes, 4096)?;
         at_least("storage.segment_max_age_seconds", self.storage.segment_max_age_seconds, 1)?;
         at_least("query.max_tail_mib", self.query.max_tail_mib, 1)?;
+        for c in &self.crawlers {
+            at_least("crawlers.interval_minutes", c.interval_minutes, 1)?;
+        }
         at_least("query.max_write_partitions", self.query.max_write_partitions as u64, 1)?;
         if !self.lake.url.is_empty() && !self.lake.url.starts_with("s3://") {
             return Err(ConfigError::Invalid {
