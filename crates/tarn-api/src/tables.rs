@@ -21,7 +21,7 @@ pub(crate) async fn list(
     body: Bytes,
 ) -> Response {
     let answer = async {
-        let service = start(&state, &method, &uri, &headers, &body)?;
+        let service = start(&state, Method::GET, &method, &uri, &headers, &body)?;
         let mut tables = Vec::new();
         for database in service.databases().await.map_err(failure)? {
             for t in service.tables(database).await.map_err(failure)? {
@@ -44,7 +44,7 @@ pub(crate) async fn describe(
     body: Bytes,
 ) -> Response {
     let answer = async {
-        let service = start(&state, &method, &uri, &headers, &body)?;
+        let service = start(&state, Method::GET, &method, &uri, &headers, &body)?;
         match service.table(layer.clone(), table.clone()).await.map_err(failure)? {
             Some(t) => Ok(t.detail),
             None => Err(ApiError::new("ResourceNotFoundException", 404, format!("Table {layer}.{table} not found."))),
@@ -82,15 +82,17 @@ pub(crate) async fn crawl(
     reply(answer.await)
 }
 
+/// The query service behind a signed request made with `expected`.
 fn start(
     state: &AppState,
+    expected: Method,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Arc<dyn QueryService>, ApiError> {
-    if method != Method::GET {
-        return Err(ApiError::new("InvalidRequestException", 405, "use GET"));
+    if *method != expected {
+        return Err(ApiError::new("InvalidRequestException", 405, format!("use {expected}")));
     }
     check_signature(state, method, uri, headers, body)?;
     state.query.clone().ok_or_else(|| ApiError::new("ServiceUnavailableException", 503, "this server has no lake"))

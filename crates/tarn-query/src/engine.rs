@@ -127,6 +127,8 @@ struct QueryTables {
     scan: Arc<ScanStore>,
     counters: Arc<ScanCounters>,
     loaded: Mutex<HashMap<(String, String), Arc<LakeTable>>>,
+    /// The crawler's tables, read once when the session starts.
+    crawled: HashMap<(String, String), tarn_crawl::CrawledTable>,
 }
 
 impl QueryTables {
@@ -161,8 +163,7 @@ impl QueryTables {
         name: &str,
         key: (String, String),
     ) -> datafusion::error::Result<Option<Arc<LakeTable>>> {
-        let crawled = tarn_crawl::load(self.lake.dir(), namespace, name).map_err(DataFusionError::Execution)?;
-        let Some(crawled) = crawled else { return Ok(None) };
+        let Some(crawled) = self.crawled.get(&key) else { return Ok(None) };
         let store = self.lake.store();
         let view = TableView {
             namespace: namespace.to_owned(),
@@ -308,6 +309,11 @@ impl Engine {
         let ctx = SessionContext::new_with_config_rt(config, Arc::new(runtime));
         let url = ObjectStoreUrl::parse(LAKE_URL)?;
         ctx.register_object_store(url.as_ref(), scan.clone());
+        let crawled: HashMap<(String, String), tarn_crawl::CrawledTable> = tarn_crawl::load_all(self.lake.dir())
+            .map_err(|e| QueryError::Internal(format!("cannot read the crawled tables: {e}")))?
+            .into_iter()
+            .map(|t| ((t.namespace.clone(), t.name.clone()), t))
+            .collect();
         let tables = Arc::new(QueryTables {
             lake: self.lake.clone(),
             manifests: self.manifests.clone(),
@@ -315,6 +321,7 @@ impl Engine {
             scan,
             counters,
             loaded: Mutex::default(),
+            crawled,
         });
         let catalog = MemoryCatalogProvider::new();
         let lake_error = |e: tarn_lake::Error| QueryError::Internal(format!("cannot read the catalog: {e}"));
@@ -324,12 +331,10 @@ impl Engine {
             names.insert(namespace, tables);
         }
         // Crawled tables beside the Iceberg ones (an Iceberg table of the same name wins).
-        let crawled = tarn_crawl::load_all(self.lake.dir())
-            .map_err(|e| QueryError::Internal(format!("cannot read the crawled tables: {e}")))?;
-        for t in crawled {
-            let list = names.entry(t.namespace).or_default();
-            if !list.contains(&t.name) {
-                list.push(t.name);
+        for (namespace, name) in tables.crawled.keys() {
+            let list = names.entry(namespace.clone()).or_default();
+            if !list.contains(name) {
+                list.push(name.clone());
             }
         }
         for (namespace, names) in names {
