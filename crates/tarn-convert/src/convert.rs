@@ -63,6 +63,35 @@ fn primitive<T: ArrowPrimitiveType>(
     b.finish()
 }
 
+/// A value in a `long` column: integral numbers, and text that reads as one.
+pub(crate) fn long_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => {
+            n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))
+        }
+        Value::String(s) => s.parse::<i64>().ok(),
+        _ => None,
+    }
+}
+
+/// A value in a `double` column: any number, and text that reads as one.
+pub(crate) fn double_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
+/// A value in a `timestamp` column: ISO-8601 text, or an epoch number.
+pub(crate) fn timestamp_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::String(s) => parse_iso8601(s),
+        Value::Number(n) => n.as_f64().and_then(epoch_to_micros),
+        _ => None,
+    }
+}
+
 fn build(ty: &ColumnType, cells: &[Cell<'_>], path: &str, rescue: &mut Rescue) -> Result<ArrayRef, ArrowError> {
     Ok(match ty {
         ColumnType::Boolean => {
@@ -80,18 +109,8 @@ fn build(ty: &ColumnType, cells: &[Cell<'_>], path: &str, rescue: &mut Rescue) -
             }
             Arc::new(b.finish())
         }
-        ColumnType::Long => Arc::new(primitive::<Int64Type>(ty, cells, path, rescue, |v| match v {
-            Value::Number(n) => {
-                n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))
-            }
-            Value::String(s) => s.parse::<i64>().ok(),
-            _ => None,
-        })),
-        ColumnType::Double => Arc::new(primitive::<Float64Type>(ty, cells, path, rescue, |v| match v {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.parse::<f64>().ok(),
-            _ => None,
-        })),
+        ColumnType::Long => Arc::new(primitive::<Int64Type>(ty, cells, path, rescue, long_of)),
+        ColumnType::Double => Arc::new(primitive::<Float64Type>(ty, cells, path, rescue, double_of)),
         ColumnType::String => {
             let mut b = StringBuilder::with_capacity(cells.len(), cells.len() * 16);
             for &(_, v) in cells {
@@ -103,14 +122,9 @@ fn build(ty: &ColumnType, cells: &[Cell<'_>], path: &str, rescue: &mut Rescue) -
             }
             Arc::new(b.finish())
         }
-        ColumnType::Timestamp => Arc::new(
-            primitive::<TimestampMicrosecondType>(ty, cells, path, rescue, |v| match v {
-                Value::String(s) => parse_iso8601(s),
-                Value::Number(n) => n.as_f64().and_then(epoch_to_micros),
-                _ => None,
-            })
-            .with_timezone(UTC),
-        ),
+        ColumnType::Timestamp => {
+            Arc::new(primitive::<TimestampMicrosecondType>(ty, cells, path, rescue, timestamp_of).with_timezone(UTC))
+        }
         ColumnType::Struct(children) => {
             let mut valid = Vec::with_capacity(cells.len());
             let mut objects: Vec<Option<&Map<String, Value>>> = Vec::with_capacity(cells.len());

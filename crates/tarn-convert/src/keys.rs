@@ -91,6 +91,12 @@ impl ConvertOptions {
         }
     }
 
+    /// A value inside a row with its objects' keys renamed as [`ConvertOptions::normalize`]
+    /// renames nested keys (the column-to-key mappings apply only at the top).
+    pub(crate) fn normalize_nested(&self, v: Value) -> Value {
+        self.normalize_value(v, &HashMap::new())
+    }
+
     /// The column (or nested field) name a JSON key becomes; `top`: a top-level key, to which
     /// the column-to-key mappings apply.
     pub fn name_of_key(&self, key: &str, top: bool) -> String {

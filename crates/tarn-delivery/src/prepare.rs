@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use tarn_convert::{ConvertOptions, Shapes, TableSchema, convert, time};
+use tarn_convert::{ConvertOptions, DirectBatch, Refused, Shapes, TableSchema, convert, split_payload, time};
 use tarn_lake::FileGroup;
 
 use tarn_segments::partition_query::{PartitionQuery, lookup};
@@ -179,24 +179,41 @@ pub fn prepare(
     let mut errors: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut total = 0;
     let chunks: Vec<&[Pending]> = records.chunks(CHUNK_RECORDS).collect();
+    let evolving = shapes.is_some();
     for round in chunks.chunks(threads.max(1)) {
-        let parsed = in_parallel(round.to_vec(), threads, |chunk| parse_chunk(chunk, options, folders, table, now_ms));
-        if let Some(shapes) = shapes.as_deref_mut() {
-            for p in &parsed {
-                for (_, objects) in p.by_folder.values() {
-                    schema = shapes.evolve(&schema, objects, options).0;
+        // Most chunks hold only fields the schema has: they go straight from the payloads to
+        // the column builders. The others take the general path below.
+        let current = &schema;
+        let mut done: Vec<Option<Result<ConvertedChunk, tarn_lake::Error>>> =
+            in_parallel(round.to_vec(), threads, |chunk| {
+                direct_chunk(chunk, current, evolving, options, folders, table, now_ms).map(Ok)
+            });
+        let general: Vec<usize> = (0..round.len()).filter(|&i| done[i].is_none()).collect();
+        if !general.is_empty() {
+            let parsed = in_parallel(general.iter().map(|&i| round[i]).collect(), threads, |chunk| {
+                parse_chunk(chunk, options, folders, table, now_ms)
+            });
+            if let Some(shapes) = shapes.as_deref_mut() {
+                for p in &parsed {
+                    for (_, objects) in p.by_folder.values() {
+                        schema = shapes.evolve(&schema, objects, options).0;
+                    }
                 }
             }
+            let schema = &schema;
+            let work: Vec<(&[Pending], ParsedChunk)> = general.iter().map(|&i| round[i]).zip(parsed).collect();
+            let converted = in_parallel(work, threads, |(chunk, parsed)| {
+                let mut out = convert_chunk(chunk, parsed.by_folder, schema, options, folders, table, now_ms)?;
+                out.errors.splice(0..0, parsed.errors);
+                Ok::<_, tarn_lake::Error>(out)
+            });
+            for (i, c) in general.into_iter().zip(converted) {
+                done[i] = Some(c);
+            }
         }
-        let schema = &schema;
-        let work: Vec<(&[Pending], ParsedChunk)> = round.iter().copied().zip(parsed).collect();
-        let converted = in_parallel(work, threads, |(chunk, parsed)| {
-            let mut out = convert_chunk(chunk, parsed.by_folder, schema, options, folders, table, now_ms)?;
-            out.errors.splice(0..0, parsed.errors);
-            Ok::<_, tarn_lake::Error>(out)
-        });
-        for c in converted {
-            let c = c?;
+        // In chunk order, so a folder's rows keep the order they arrived in.
+        for c in done {
+            let c = c.expect("every chunk was converted")?;
             for (folder, doc) in c.errors {
                 errors.entry(folder).or_default().push(doc);
             }
@@ -210,6 +227,79 @@ pub fn prepare(
         }
     }
     Ok(Prepared { schema, groups: groups.into_values().collect(), rows: total, errors })
+}
+
+/// A chunk converted straight from its payloads ([`DirectBatch`]), when that is possible: the
+/// folders depend on arrival time only, and every record's fields are in `schema` (or the schema
+/// is declared) and fit it or the rescue column. `None`: the chunk needs the general path.
+/// Payloads that are not all JSON objects are split as the general path splits them: their bad
+/// parts become error documents, their objects rows.
+fn direct_chunk(
+    chunk: &[Pending],
+    schema: &TableSchema,
+    evolving: bool,
+    options: &ConvertOptions,
+    folders: &Folders<'_>,
+    table: &str,
+    now_ms: i64,
+) -> Option<ConvertedChunk> {
+    if folders.query.is_some() || folders.time_field.is_some() {
+        return None;
+    }
+    let mut batches: Vec<(String, DirectBatch<'_>)> = Vec::new();
+    let mut errors = Vec::new();
+    // Records of one millisecond share a folder: the prefix is evaluated once for them.
+    let mut last: Option<(i64, usize)> = None;
+    for record in chunk {
+        let b = match last {
+            Some((ms, b)) if ms == record.arrival_ms => b,
+            _ => {
+                let folder = folders.data(record.arrival_ms, &[]);
+                let b = match batches.iter().position(|(f, _)| *f == folder) {
+                    Some(b) => b,
+                    None => {
+                        batches.push((folder, DirectBatch::new(schema, options, evolving)));
+                        batches.len() - 1
+                    }
+                };
+                last = Some((record.arrival_ms, b));
+                b
+            }
+        };
+        let batch = &mut batches[b].1;
+        let mut append = |payload: &[u8]| match batch.append(payload) {
+            Ok(_) => Some(()),
+            Err(Refused::Unreadable) => {
+                let (objects, failures) = split_payload(payload);
+                for failure in failures {
+                    let doc =
+                        error_document(record, &failure.raw, FORMAT_CONVERSION_FAILED, &failure.message, table, now_ms);
+                    errors.push((folders.error(record.arrival_ms, FORMAT_CONVERSION_FAILED), doc));
+                }
+                for object in objects {
+                    let text = serde_json::to_vec(&Value::Object(object)).ok()?;
+                    batch.append(&text).ok()?;
+                }
+                Some(())
+            }
+            Err(Refused::NewField | Refused::Conflict) => None,
+        };
+        // A KPL-aggregated record carries several user records; each is a payload.
+        match kpl::deaggregate(&record.data) {
+            Some(parts) => {
+                for part in parts {
+                    append(part)?;
+                }
+            }
+            None => append(&record.data)?,
+        }
+    }
+    let mut out = ConvertedChunk { batches: Vec::new(), errors };
+    for (folder, batch) in batches {
+        let converted = batch.finish().ok()?;
+        out.batches.push(FileGroup { folder, batches: vec![converted.batch] });
+    }
+    Some(out)
 }
 
 fn parse_chunk(
@@ -361,6 +451,38 @@ mod tests {
         assert_eq!(docs[1]["sequenceNumber"], "12");
         let folders = ["format-conversion-failed/2026/11/22/07", "format-conversion-failed/2026/11/22/08"];
         assert_eq!(p.errors.keys().collect::<Vec<_>>(), folders);
+    }
+
+    #[test]
+    fn records_with_known_fields_are_converted_straight_to_the_same_rows_and_errors() {
+        let records = [
+            pending(10, H7, "{\"Id\":1,\"Gps\":{\"Lat\":1.5}}\nnot json"),
+            pending(11, H7 + 1, r#"{"Id":"two","Gps":{"Lat":2}}{"id":3}"#),
+            pending(12, H8, "[1,2]"),
+            pending(13, H8, r#"{"Gps":null,"Id":4}"#),
+        ];
+        let options = ConvertOptions::default();
+        // The first flush meets new fields and takes the general path; the same records again,
+        // with the schema they made, go straight from the payloads to the columns.
+        let general = prepare(&records, &TableSchema::default(), &options, "t", 5).unwrap();
+        let prefixes = Prefixes::hive();
+        let folders = Folders { prefixes: &prefixes, random: "r", query: None, time_field: None };
+        let direct = direct_chunk(&records, &general.schema, true, &options, &folders, "t", 5)
+            .expect("every field is known, so the chunk converts directly");
+        let again = prepare(&records, &general.schema, &options, "t", 5).unwrap();
+        assert_eq!(again.schema, general.schema);
+        assert_eq!((again.rows, general.rows), (4, 4));
+        assert_eq!(again.errors, general.errors);
+        let batches = |p: &Prepared| -> Vec<(String, Vec<arrow_array::RecordBatch>)> {
+            p.groups.iter().map(|g| (g.folder.clone(), g.batches.clone())).collect()
+        };
+        assert_eq!(batches(&again), batches(&general));
+        assert_eq!(direct.batches.len(), 2);
+        assert_eq!(direct.errors.len(), 2);
+        // A field the schema lacks sends the chunk to the general path.
+        let new = [pending(14, H7, r#"{"Id":5,"Speed":1}"#)];
+        assert!(direct_chunk(&new, &general.schema, true, &options, &folders, "t", 5).is_none());
+        assert!(direct_chunk(&new, &general.schema, false, &options, &folders, "t", 5).is_some());
     }
 
     #[test]
