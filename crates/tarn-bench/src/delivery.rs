@@ -139,6 +139,12 @@ async fn throughput(signer: &Arc<Signer>, args: &Args) -> anyhow::Result<()> {
     println!("  records/s          {:>12.0}", acked / total_secs);
     println!("  MB/s (JSON)        {:>12.1}", acked_mb / total_secs);
     println!("  caught up after    {:>12.1} s after ingest stopped", total_secs - ingest_secs);
+    // With ingest stopped, delivery has the machine to itself: its capacity.
+    let backlog_mb = acked_mb - delivered_during / 1e6;
+    println!(
+        "  delivery alone     {:>12.1} MB/s (the backlog at ingest stop / catch-up time)",
+        backlog_mb / (total_secs - ingest_secs)
+    );
     println!("  commits            {:>12.0}", commits);
     Ok(())
 }

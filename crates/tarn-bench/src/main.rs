@@ -98,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &data_dir, "--config"])
         .arg(&config)
-        .env("TARN_LOG", "warn")
+        .env("TARN_LOG", std::env::var("TARN_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

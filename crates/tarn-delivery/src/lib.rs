@@ -11,12 +11,13 @@
 //! Layout: `cursor` (positions, checkpoints, reshard order) · `prepare` (records → batches per
 //! hour folder and error documents; pure) · `worker` (the loop, its thread, flush and retry) ·
 //! `maintenance` (compaction and expiry on their own thread) · `tail` (what queries read
-//! of records not yet delivered) · `backup` · `kpl`.
+//! of records not yet delivered) · `backup` · `kpl` · `parallel` (work over a few threads).
 
 pub mod backup;
 pub mod cursor;
 pub mod kpl;
 mod maintenance;
+mod parallel;
 pub mod prepare;
 mod tail;
 mod worker;

@@ -351,6 +351,7 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
         converter_threads(),
     )
     .map_err(|e| e.to_string())?;
+    let converted_ms = started.elapsed().as_millis() as u64;
     let prefix = format!("{now_ms}-{:08x}-{}", state.cursor.stream_tag(), state.flushes);
     // Error documents first: a crash before the commit may write them again, never lose them.
     for (folder, docs) in &prepared.errors {
@@ -360,9 +361,11 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
     if spec.backup_days > 0 {
         let oldest = state.oldest_arrival_ms.unwrap_or(now_ms);
         let key = format!("{}/{}/{prefix}.json.gz", backup_root(spec), backup::hour_folder(oldest));
-        let gz = backup::encode(&state.buffer).map_err(|e| format!("raw backup of {table_name}: {e}"))?;
+        let gz = backup::encode(&state.buffer, converter_threads())
+            .map_err(|e| format!("raw backup of {table_name}: {e}"))?;
         spec.store.put(&key, gz.into()).await.map_err(|e| e.to_string())?;
     }
+    let written_aside_ms = started.elapsed().as_millis() as u64;
     let lake = &state.lake;
     let table = lake.table(&spec.layer, &spec.name, &prepared.schema).await.map_err(|e| e.to_string())?;
     let table = lake.evolve(&table, &prepared.schema).await.map_err(|e| e.to_string())?;
@@ -376,6 +379,8 @@ async fn flush(spec: &DeliverySpec, state: &mut State, now_ms: i64) -> Result<Fl
         bytes = state.buffered_bytes,
         errors = flushed.errors,
         ms = started.elapsed().as_millis() as u64,
+        convert_ms = converted_ms,
+        errors_and_backup_ms = written_aside_ms - converted_ms,
         "delivered"
     );
     state.schema = prepared.schema;
