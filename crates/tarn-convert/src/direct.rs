@@ -47,10 +47,7 @@ pub struct DirectBatch<'s> {
     rescued: Vec<Option<Map<String, Value>>>,
     conflicts: Vec<(usize, String)>,
     poisoned: bool,
-    // The tape's buffers, kept from payload to payload.
-    tokens: Vec<Token>,
-    unescaped: String,
-    roots: Vec<u32>,
+    reader: Reader,
 }
 
 impl<'s> DirectBatch<'s> {
@@ -65,9 +62,7 @@ impl<'s> DirectBatch<'s> {
             rescued: Vec::new(),
             conflicts: Vec::new(),
             poisoned: false,
-            tokens: Vec::new(),
-            unescaped: String::new(),
-            roots: Vec::new(),
+            reader: Reader::default(),
         }
     }
 
@@ -77,44 +72,37 @@ impl<'s> DirectBatch<'s> {
 
     /// Appends every object of `payload` as a row; returns how many.
     pub fn append(&mut self, payload: &[u8]) -> Result<usize, Refused> {
-        if self.poisoned {
-            return Err(Refused::Conflict);
-        }
-        let mut tape = Tape {
-            payload: "",
-            tokens: std::mem::take(&mut self.tokens),
-            unescaped: std::mem::take(&mut self.unescaped),
-            roots: std::mem::take(&mut self.roots),
-        };
-        let outcome = match tape.read(payload) {
-            Err(_) => Err(Refused::Unreadable),
-            Ok(()) => self.append_tape(&tape),
-        };
-        self.tokens = tape.tokens;
-        self.unescaped = tape.unescaped;
-        self.roots = tape.roots;
-        if matches!(outcome, Err(Refused::NewField | Refused::Conflict)) {
-            self.poisoned = true;
-        }
+        let mut reader = std::mem::take(&mut self.reader);
+        let outcome = reader.read(payload).and_then(|objects| {
+            let n = objects.len();
+            let appended = (0..n).try_for_each(|i| self.append_object(&objects, i));
+            reader.recycle(objects);
+            appended.map(|()| n)
+        });
+        self.reader = reader;
         outcome
     }
 
-    fn append_tape(&mut self, tape: &Tape<'_>) -> Result<usize, Refused> {
-        let rescue_name = self.options.rescue_column.as_deref();
-        for &root in &tape.roots {
-            self.rescued.push(None);
-            let mut at = At {
-                tape,
-                options: self.options,
-                evolving: self.evolving,
-                rescue_name,
-                row: self.rescued.len() - 1,
-                rescued: &mut self.rescued,
-                conflicts: &mut self.conflicts,
-            };
-            self.columns.append_object(&mut at, root as usize)?;
+    /// Appends object `i` of a read payload as a row.
+    pub fn append_object(&mut self, objects: &Objects<'_>, i: usize) -> Result<(), Refused> {
+        if self.poisoned {
+            return Err(Refused::Conflict);
         }
-        Ok(tape.roots.len())
+        self.rescued.push(None);
+        let mut at = At {
+            tape: &objects.tape,
+            options: self.options,
+            evolving: self.evolving,
+            rescue_name: self.options.rescue_column.as_deref(),
+            row: self.rescued.len() - 1,
+            rescued: &mut self.rescued,
+            conflicts: &mut self.conflicts,
+        };
+        let outcome = self.columns.append_object(&mut at, objects.tape.roots[i] as usize);
+        if outcome.is_err() {
+            self.poisoned = true;
+        }
+        outcome
     }
 
     /// The batch, in the schema's column order (the rescue column where the schema has it).
@@ -152,6 +140,82 @@ impl<'s> DirectBatch<'s> {
             &RecordBatchOptions::new().with_row_count(Some(rows)),
         )?;
         Ok(Converted { batch, conflicts: self.conflicts })
+    }
+}
+
+/// Reads payloads onto a tape, keeping the tape's buffers from payload to payload.
+#[derive(Default)]
+pub struct Reader {
+    tokens: Vec<Token>,
+    unescaped: String,
+    roots: Vec<u32>,
+}
+
+impl Reader {
+    /// The objects of `payload`, or [`Refused::Unreadable`] when it is not all JSON objects.
+    pub fn read<'p>(&mut self, payload: &'p [u8]) -> Result<Objects<'p>, Refused> {
+        let mut tape = Tape {
+            payload: "",
+            tokens: std::mem::take(&mut self.tokens),
+            unescaped: std::mem::take(&mut self.unescaped),
+            roots: std::mem::take(&mut self.roots),
+        };
+        match tape.read(payload) {
+            Ok(()) => Ok(Objects { tape }),
+            Err(_) => {
+                self.recycle(Objects { tape });
+                Err(Refused::Unreadable)
+            }
+        }
+    }
+
+    /// Takes back the buffers of a payload read earlier.
+    pub fn recycle(&mut self, objects: Objects<'_>) {
+        self.tokens = objects.tape.tokens;
+        self.unescaped = objects.tape.unescaped;
+        self.roots = objects.tape.roots;
+    }
+}
+
+/// The objects of one payload, read.
+pub struct Objects<'p> {
+    tape: Tape<'p>,
+}
+
+impl Objects<'_> {
+    pub fn len(&self) -> usize {
+        self.tape.roots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tape.roots.is_empty()
+    }
+
+    /// The top-level fields of object `i` whose column names are in `names`, as the general
+    /// path's normalized object holds them: for placing the row (partition keys, record time)
+    /// without building the whole object.
+    pub fn fields(&self, i: usize, names: &[String], options: &ConvertOptions) -> Map<String, Value> {
+        let tape = &self.tape;
+        let root = tape.roots[i] as usize;
+        let mut out = Map::new();
+        let mut key = root + 1;
+        while key < tape.tokens[root].next as usize {
+            let value = key + 1;
+            let name = options.name_of_key(tape.text(&tape.tokens[key]), true);
+            if names.contains(&name) {
+                let v: Value = serde_json::from_str(tape.raw(&tape.tokens[value])).expect("the tape reads valid JSON");
+                out.insert(name, options.normalize_nested(v));
+            }
+            key = tape.tokens[value].next as usize;
+        }
+        out
+    }
+
+    /// Object `i` as JSON text with its keys renamed, as the general path would show it.
+    pub fn normalized_json(&self, i: usize, options: &ConvertOptions) -> Vec<u8> {
+        let raw = self.tape.raw(&self.tape.tokens[self.tape.roots[i] as usize]);
+        let object: Map<String, Value> = serde_json::from_str(raw).expect("the tape reads valid JSON objects");
+        serde_json::to_vec(&options.normalize(object)).expect("a JSON value always serializes")
     }
 }
 

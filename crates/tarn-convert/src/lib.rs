@@ -43,7 +43,7 @@ mod tape;
 pub mod time;
 
 pub use convert::{Converted, convert};
-pub use direct::{DirectBatch, Refused};
+pub use direct::{DirectBatch, Objects, Reader, Refused};
 pub use infer::{Shapes, evolve};
 pub use keys::ConvertOptions;
 pub use schema::{Column, ColumnType, TableSchema};

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use tarn_convert::{ConvertOptions, DirectBatch, Refused, Shapes, TableSchema, convert, split_payload, time};
+use tarn_convert::{ConvertOptions, DirectBatch, Objects, Reader, Shapes, TableSchema, convert, split_payload, time};
 use tarn_lake::FileGroup;
 
 use tarn_segments::partition_query::{PartitionQuery, lookup};
@@ -207,11 +207,11 @@ pub fn prepare(
     Ok(Prepared { schema, groups: groups.into_values().collect(), rows: total, errors })
 }
 
-/// A chunk converted straight from its payloads ([`DirectBatch`]), when that is possible: the
-/// folders depend on arrival time only, and every record's fields are in `schema` (or the schema
-/// is declared) and fit it or the rescue column. `None`: the chunk needs the general path.
-/// Payloads that are not all JSON objects are split as the general path splits them: their bad
-/// parts become error documents, their objects rows.
+/// A chunk converted straight from its payloads ([`DirectBatch`]), when every record's fields
+/// are in `schema` (or the schema is declared) and fit it or the rescue column. `None`: the chunk
+/// needs the general path. Payloads that are not all JSON objects are split as the general path
+/// splits them: their bad parts become error documents, their objects rows. Rows placed by a
+/// record field (time, partition keys) read only the top-level fields those need.
 fn direct_chunk(
     chunk: &[Pending],
     schema: &TableSchema,
@@ -221,63 +221,134 @@ fn direct_chunk(
     table: &str,
     now_ms: i64,
 ) -> Option<ConvertedChunk> {
-    if folders.query.is_some() || folders.time_field.is_some() {
-        return None;
-    }
-    let mut batches: Vec<(String, DirectBatch<'_>)> = Vec::new();
-    let mut errors = Vec::new();
-    // Records of one millisecond share a folder: the prefix is evaluated once for them.
-    let mut last: Option<(i64, usize)> = None;
+    let placing: Vec<String> = folders
+        .time_field
+        .into_iter()
+        .chain(folders.query.into_iter().flat_map(|q| q.paths()))
+        .filter_map(|path| path.first())
+        .map(|first| options.name_of_key(first, true))
+        .collect();
+    let mut out = Direct { schema, evolving, options, batches: Vec::new(), errors: Vec::new(), last: None };
+    let mut reader = Reader::default();
     for record in chunk {
-        let b = match last {
-            Some((ms, b)) if ms == record.arrival_ms => b,
-            _ => {
-                let folder = folders.data(record.arrival_ms, &[]);
-                let b = match batches.iter().position(|(f, _)| *f == folder) {
-                    Some(b) => b,
-                    None => {
-                        batches.push((folder, DirectBatch::new(schema, options, evolving)));
-                        batches.len() - 1
+        let mut convert = |payload: &[u8]| -> Option<()> {
+            let objects = match reader.read(payload) {
+                Ok(objects) => objects,
+                Err(_) => {
+                    // Split as the general path does; each object is then read on its own.
+                    let (objects, failures) = split_payload(payload);
+                    for failure in failures {
+                        let message = &failure.message;
+                        let doc =
+                            error_document(record, &failure.raw, FORMAT_CONVERSION_FAILED, message, table, now_ms);
+                        out.errors.push((folders.error(record.arrival_ms, FORMAT_CONVERSION_FAILED), doc));
                     }
-                };
-                last = Some((record.arrival_ms, b));
-                b
-            }
-        };
-        let batch = &mut batches[b].1;
-        let mut append = |payload: &[u8]| match batch.append(payload) {
-            Ok(_) => Some(()),
-            Err(Refused::Unreadable) => {
-                let (objects, failures) = split_payload(payload);
-                for failure in failures {
-                    let doc =
-                        error_document(record, &failure.raw, FORMAT_CONVERSION_FAILED, &failure.message, table, now_ms);
-                    errors.push((folders.error(record.arrival_ms, FORMAT_CONVERSION_FAILED), doc));
+                    let whole_payload = objects.len() == 1;
+                    for object in objects {
+                        let text = serde_json::to_vec(&Value::Object(object)).ok()?;
+                        let one = reader.read(&text).ok()?;
+                        let placed =
+                            out.place(&one, 0, record, payload, whole_payload, &placing, folders, table, now_ms);
+                        reader.recycle(one);
+                        placed?;
+                    }
+                    return Some(());
                 }
-                for object in objects {
-                    let text = serde_json::to_vec(&Value::Object(object)).ok()?;
-                    batch.append(&text).ok()?;
-                }
-                Some(())
-            }
-            Err(Refused::NewField | Refused::Conflict) => None,
+            };
+            let whole_payload = objects.len() == 1;
+            let placed = (0..objects.len()).try_for_each(|i| {
+                out.place(&objects, i, record, payload, whole_payload, &placing, folders, table, now_ms)
+            });
+            reader.recycle(objects);
+            placed
         };
         // A KPL-aggregated record carries several user records; each is a payload.
         match kpl::deaggregate(&record.data) {
             Some(parts) => {
                 for part in parts {
-                    append(part)?;
+                    convert(part)?;
                 }
             }
-            None => append(&record.data)?,
+            None => convert(&record.data)?,
         }
     }
-    let mut out = ConvertedChunk { batches: Vec::new(), errors };
-    for (folder, batch) in batches {
-        let converted = batch.finish().ok()?;
-        out.batches.push(FileGroup { folder, batches: vec![converted.batch] });
+    let mut converted = ConvertedChunk { batches: Vec::new(), errors: out.errors };
+    for (folder, batch) in out.batches {
+        converted.batches.push(FileGroup { folder, batches: vec![batch.finish().ok()?.batch] });
     }
-    Some(out)
+    Some(converted)
+}
+
+/// A chunk's batches by data folder while [`direct_chunk`] fills them.
+struct Direct<'s> {
+    schema: &'s TableSchema,
+    evolving: bool,
+    options: &'s ConvertOptions,
+    batches: Vec<(String, DirectBatch<'s>)>,
+    errors: Vec<(String, Value)>,
+    /// The last arrival time placed by arrival time alone, and its batch: records of one
+    /// millisecond share a folder, so the prefix is evaluated once for them.
+    last: Option<(i64, usize)>,
+}
+
+impl<'s> Direct<'s> {
+    fn batch(&mut self, folder: String) -> usize {
+        match self.batches.iter().position(|(f, _)| *f == folder) {
+            Some(b) => b,
+            None => {
+                self.batches.push((folder, DirectBatch::new(self.schema, self.options, self.evolving)));
+                self.batches.len() - 1
+            }
+        }
+    }
+
+    /// Puts object `i` of a payload of `record` into its folder's batch, or (when its time or
+    /// partition keys cannot be read) into the error output. `None`: the chunk needs the general
+    /// path.
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &mut self,
+        objects: &Objects<'_>,
+        i: usize,
+        record: &Pending,
+        payload: &[u8],
+        whole_payload: bool,
+        placing: &[String],
+        folders: &Folders<'_>,
+        table: &str,
+        now_ms: i64,
+    ) -> Option<()> {
+        let b = if placing.is_empty() {
+            match self.last {
+                Some((ms, b)) if ms == record.arrival_ms => b,
+                _ => {
+                    let b = self.batch(folders.data(record.arrival_ms, &[]));
+                    self.last = Some((record.arrival_ms, b));
+                    b
+                }
+            }
+        } else {
+            let fields = objects.fields(i, placing, self.options);
+            let options = self.options;
+            let placed = folders.time_of(&fields, record.arrival_ms, options).and_then(|at| match folders.query {
+                Some(query) => {
+                    query.evaluate(&fields, |segment, top| options.name_of_key(segment, top)).map(|p| (at, p))
+                }
+                None => Ok((at, Vec::new())),
+            });
+            match placed {
+                Ok((at, partition)) => self.batch(folders.data(at, &partition)),
+                Err(message) => {
+                    // A payload of one object is shown as it arrived; parts of a larger one as parsed.
+                    let raw = if whole_payload { payload.to_vec() } else { objects.normalized_json(i, options) };
+                    let doc = error_document(record, &raw, PARTITIONING_FAILED, &message, table, now_ms);
+                    self.errors.push((folders.error(record.arrival_ms, PARTITIONING_FAILED), doc));
+                    return Some(());
+                }
+            }
+        };
+        self.batches[b].1.append_object(objects, i).ok()
+    }
 }
 
 fn parse_chunk(
@@ -375,6 +446,7 @@ fn convert_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tarn_segments::partition_query::PartitionQuery;
 
     fn pending(n: u64, arrival_ms: i64, json: &str) -> Pending {
         Pending { sequence_number: n.to_string(), arrival_ms, data: Bytes::copy_from_slice(json.as_bytes()) }
@@ -554,6 +626,60 @@ mod tests {
         assert!(p.errors.keys().all(|k| k.starts_with("partitioning-failed/")), "{:?}", p.errors.keys());
         let messages: Vec<&str> = docs.iter().map(|d| d["lastErrorMessage"].as_str().unwrap()).collect();
         assert!(messages[0].contains("not a timestamp") && messages[1].contains("missing"), "{messages:?}");
+    }
+
+    #[test]
+    fn rows_placed_by_record_fields_go_straight_to_the_same_folders_and_errors() {
+        let records = [
+            pending(1, H8, r#"{"Id":1,"Vendor":"acme","Status":{"At":"2026-11-21T23:59:59Z"}}"#),
+            pending(
+                2,
+                H8,
+                "{\"Id\":2,\"Vendor\":\"globex\",\"Status\":{\"At\":1795330800000}}\n{\"Id\":3,\"Vendor\":7,\"Status\":{\"At\":\"1795330800\"}}",
+            ),
+            pending(3, H8, r#"{"Id":4,"Vendor":"acme","Status":{"At":"yesterday"}}"#),
+            pending(
+                4,
+                H8,
+                "{\"Id\":5,\"Status\":{\"At\":1795330800}}\n{\"Id\":6,\"Vendor\":{\"x\":1},\"Status\":{\"At\":1795330800}}",
+            ),
+            pending(5, H8, "{\"Id\":7,\"Vendor\":\"acme\",\"Status\":{\"At\":1795330800}}\nnot json"),
+        ];
+        let prefixes = Prefixes::with_partition_keys(
+            Some("vendor=!{partitionKeyFromQuery:vendor}/!{timestamp:yyyy/MM/dd/HH}/"),
+            Some("errors/!{firehose:error-output-type}/"),
+            Some(&["vendor"]),
+        )
+        .unwrap();
+        let query = PartitionQuery::parse("{vendor: .Vendor}").unwrap();
+        let path = ["Status".to_owned(), "At".to_owned()];
+        let folders = Folders { prefixes: &prefixes, random: "r", query: Some(&query), time_field: Some(&path) };
+        let options = ConvertOptions::default();
+        let run = |schema: &TableSchema| {
+            super::prepare(&records, schema, Some(&mut Shapes::default()), &options, &folders, "t", 0, 1).unwrap()
+        };
+        let general = run(&TableSchema::default());
+        assert!(direct_chunk(&records, &general.schema, true, &options, &folders, "t", 0).is_some());
+        let direct = run(&general.schema);
+        let layout = |p: &Prepared| -> Vec<(String, Vec<arrow_array::RecordBatch>)> {
+            p.groups.iter().map(|g| (g.folder.clone(), g.batches.clone())).collect()
+        };
+        assert_eq!(layout(&direct), layout(&general));
+        assert_eq!(direct.errors, general.errors);
+        let folders: Vec<&str> = direct.groups.iter().map(|g| g.folder.as_str()).collect();
+        assert_eq!(
+            folders,
+            [
+                "vendor=7/2026/11/22/07",
+                "vendor=acme/2026/11/21/23",
+                "vendor=acme/2026/11/22/07",
+                "vendor=globex/2026/11/22/07"
+            ]
+        );
+        // Bad time, missing key, nested key (whose raw is the parsed object), not JSON.
+        let docs: Vec<&Value> = direct.errors.values().flatten().collect();
+        assert_eq!(docs.len(), 4);
+        assert_eq!(docs.iter().filter(|d| d["lastErrorCode"] == PARTITIONING_FAILED.code).count(), 3);
     }
 
     #[test]

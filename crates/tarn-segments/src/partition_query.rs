@@ -98,6 +98,11 @@ impl PartitionQuery {
         self.keys.iter().map(|(k, _)| k.as_str())
     }
 
+    /// The field path each key reads (path segments as written in the query).
+    pub fn paths(&self) -> impl Iterator<Item = &[String]> {
+        self.keys.iter().map(|(_, p)| p.as_slice())
+    }
+
     /// The partition keys of `object`: strings as they are, numbers and booleans as their JSON
     /// text. `field` maps a path segment (and whether it is the first) to the object's key for
     /// it (the segment's OpenX column name). Missing, null or nested values are errors.
