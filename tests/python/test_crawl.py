@@ -70,6 +70,34 @@ def test_crawl_registers_json_csv_and_parquet_folders_and_a_rerun_adds_partition
     by_day, _ = sql(server, "SELECT dt, count(*) AS n, count(referrer) AS r FROM landing.clicks GROUP BY dt ORDER BY dt")
     assert by_day["rows"] == [["2026-11-21", 100, 0], ["2026-11-22", 50, 0], ["2026-11-23", 10, 10]]
 
+    # In the catalog: `tarn tables`, `tarn describe`, Athena's metadata actions; not in the
+    # Iceberg REST catalog (they are files, not Iceberg tables).
+    tables = {f"{t['layer']}.{t['name']}": t for t in json.loads(tarn(server, "tables", "--format", "json").stdout)["tables"]}
+    assert tables["landing.clicks"]["format"] == "json" and tables["landing.orders"]["format"] == "csv"
+    assert (tables["landing.clicks"]["rows"], tables["landing.clicks"]["files"], tables["landing.clicks"]["partitions"]) == (160, 3, 3)
+    assert "json (crawled)" in tarn(server, "tables").stdout
+    described = json.loads(tarn(server, "describe", "landing.orders", "--format", "json").stdout)
+    assert described["kind"] == "crawled" and described["rows"] == 40
+    assert [(p["folder"], p["values"], p["rows"]) for p in described["partitions"]] == [("region=eu", ["eu"], 30), ("region=us", ["us"], 10)]
+    types = {c["name"]: c["type_name"] for c in described["columns"]}
+    assert types == {"id": "bigint", "amount": "double", "placed": "timestamp", "region": "string"}, types
+    assert "since crawl 1" in tarn(server, "describe", "landing.clicks").stdout
+
+    athena = server.client("athena")
+    listed = athena.list_table_metadata(CatalogName="AwsDataCatalog", DatabaseName="landing")["TableMetadataList"]
+    assert [t["Name"] for t in listed] == ["clicks", "metrics", "orders"]
+    clicks_meta = athena.get_table_metadata(CatalogName="AwsDataCatalog", DatabaseName="landing", TableName="clicks")["TableMetadata"]
+    assert [c["Name"] for c in clicks_meta["Columns"]] == ["user", "at", "page", "referrer"]
+    assert dict((c["Name"], c["Type"]) for c in clicks_meta["Columns"])["page"] == "struct<path:string>"
+    assert [k["Name"] for k in clicks_meta["PartitionKeys"]] == ["dt"]
+    assert clicks_meta["Parameters"]["classification"] == "json" and clicks_meta["Parameters"]["recordCount"] == "160"
+    databases = [d["Name"] for d in athena.list_databases(CatalogName="AwsDataCatalog")["DatabaseList"]]
+    assert "landing" in databases
+
+    from test_rest_catalog import signed
+    status, rest = signed(server, "GET", "/iceberg/v1/namespaces/landing/tables", None)
+    assert (status, rest["identifiers"]) == (200, [])
+
     # Listed beside the lake's tables.
     listed = {(t[0], t[1]) for t in sql(server, "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = 'landing'")[0]["rows"]}
     assert listed == {("landing", "clicks"), ("landing", "orders"), ("landing", "metrics")}

@@ -126,8 +126,12 @@ pub(crate) async fn tables(
             return Err(no_namespace(&namespace));
         }
         let tables = service.tables(namespace.clone()).await.map_err(failure)?;
-        let identifiers: Vec<Value> =
-            tables.into_iter().map(|t| json!({ "namespace": [namespace.clone()], "name": t.name })).collect();
+        // Crawled tables are files, not Iceberg tables: the REST catalog cannot serve them.
+        let identifiers: Vec<Value> = tables
+            .into_iter()
+            .filter(|t| t.iceberg)
+            .map(|t| json!({ "namespace": [namespace.clone()], "name": t.name }))
+            .collect();
         Ok(Some(json!({ "identifiers": identifiers })))
     };
     reply(&method, answer.await)

@@ -95,6 +95,8 @@ pub struct TableInfo {
     pub updated_ms: i64,
     pub location: String,
     pub parameters: Vec<(String, String)>,
+    /// An Iceberg table (the REST catalog serves it); otherwise files the crawler registered.
+    pub iceberg: bool,
     /// Everything `tarn describe` shows (partitions, snapshots, checkpoint), as JSON.
     pub detail: serde_json::Value,
 }
@@ -110,10 +112,10 @@ pub trait QueryService: Send + Sync {
     /// API. Dropping the future cancels the query.
     fn results(&self, sql: String, database: Option<String>) -> ResultsFuture;
 
-    /// The layers (Iceberg namespaces) of the lake, sorted.
+    /// The layers of the lake (Iceberg namespaces, and layers of crawled tables), sorted.
     fn databases(&self) -> Pending<Vec<String>>;
 
-    /// Every table of `database` described, sorted by name.
+    /// Every table of `database` described (Iceberg tables and crawled ones), sorted by name.
     fn tables(&self, database: String) -> Pending<Vec<TableInfo>>;
 
     /// One table described; `None` if there is no such table.

@@ -12,7 +12,8 @@ use crate::error::ApiError;
 use crate::query::{QueryFailure, QueryService, TableInfo, check_signature, error_reply};
 use crate::server::AppState;
 
-/// Every table of every layer: name, rows, files, bytes, last update.
+/// Every table of every layer (Iceberg and crawled): name, format, rows, files, bytes, last
+/// update.
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     method: Method,
@@ -103,6 +104,8 @@ fn summary(t: &TableInfo) -> serde_json::Value {
     serde_json::json!({
         "layer": t.database,
         "name": t.name,
+        // `iceberg`, or the format of a crawled table's files (`json`, `csv`, `parquet`).
+        "format": if t.iceberg { serde_json::json!("iceberg") } else { d["format"].clone() },
         "rows": d["rows"],
         "files": d["files"],
         "bytes": d["bytes"],

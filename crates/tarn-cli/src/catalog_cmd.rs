@@ -103,11 +103,19 @@ pub fn tables(args: TablesArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let tables = json["tables"].as_array().cloned().unwrap_or_default();
-    let mut rows =
-        vec![["TABLE", "ROWS", "FILES", "PARTITIONS", "SIZE", "SNAPSHOTS", "UPDATED (UTC)"].map(String::from).to_vec()];
+    let mut rows = vec![
+        ["TABLE", "FORMAT", "ROWS", "FILES", "PARTITIONS", "SIZE", "SNAPSHOTS", "UPDATED (UTC)"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for t in &tables {
+        let format = match text(&t["format"]).as_str() {
+            "iceberg" => "iceberg".to_owned(),
+            files => format!("{files} (crawled)"),
+        };
         rows.push(vec![
             format!("{}.{}", text(&t["layer"]), text(&t["name"])),
+            format,
             text(&t["rows"]),
             text(&t["files"]),
             text(&t["partitions"]),
@@ -130,6 +138,9 @@ pub fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     if args.format == "json" {
         println!("{d}");
         return Ok(());
+    }
+    if d["kind"] == "crawled" {
+        return describe_crawled(layer, table, &d);
     }
     println!("{layer}.{table}  (Iceberg v{}, {})", text(&d["format_version"]), text(&d["location"]));
     println!(
@@ -186,6 +197,43 @@ pub fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         let rows: Vec<Vec<String>> = checkpoint.iter().map(|(k, v)| vec![format!("  {k}"), text(v)]).collect();
         print!("{}", aligned(&rows));
     }
+    Ok(())
+}
+
+/// A crawled table: its files as the crawls found them; no snapshots (they are not Iceberg).
+fn describe_crawled(layer: &str, table: &str, d: &Value) -> anyhow::Result<()> {
+    println!("{layer}.{table}  (crawled {} files, {})", text(&d["format"]), text(&d["location"]));
+    println!(
+        "{} rows in {} files, {}; {} crawls, last {}",
+        text(&d["rows"]),
+        text(&d["files"]),
+        size(d["bytes"].as_u64().unwrap_or(0)),
+        text(&d["crawls"]),
+        time(d["last_updated_ms"].as_i64().unwrap_or(0)),
+    );
+    println!("\nColumns");
+    let mut rows = Vec::new();
+    for c in d["columns"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            format!("  {}", text(&c["name"])),
+            text(&c["type_name"]),
+            format!("since crawl {}", text(&c["since_crawl"])),
+        ]);
+    }
+    print!("{}", aligned(&rows));
+    let keys: Vec<String> = d["partition_keys"].as_array().into_iter().flatten().map(text).collect();
+    println!("\nPartitions ({})", if keys.is_empty() { "none".to_owned() } else { keys.join(", ") });
+    let mut rows = Vec::new();
+    for p in d["partitions"].as_array().into_iter().flatten() {
+        let folder = text(&p["folder"]);
+        rows.push(vec![
+            format!("  {}", if folder.is_empty() { "(table root)".to_owned() } else { folder }),
+            format!("{} files", text(&p["files"])),
+            format!("{} rows", text(&p["rows"])),
+            size(p["bytes"].as_u64().unwrap_or(0)),
+        ]);
+    }
+    print!("{}", aligned(&rows));
     Ok(())
 }
 

@@ -95,23 +95,46 @@ impl QueryService for EngineService {
     }
 
     fn databases(&self) -> Pending<Vec<String>> {
-        self.catalog(|engine| async move { engine.lake().namespaces().await.map_err(lake_error) })
+        self.catalog(|engine| async move {
+            let mut names = engine.lake().namespaces().await.map_err(lake_error)?;
+            names.extend(crawled(&engine)?.into_iter().map(|t| t.namespace));
+            names.sort();
+            names.dedup();
+            Ok(names)
+        })
     }
 
     fn tables(&self, database: String) -> Pending<Vec<TableInfo>> {
         self.catalog(|engine| async move {
             let mut tables = Vec::new();
-            for name in engine.lake().tables(&database).await.map_err(lake_error)? {
-                if let Some(d) = engine.describe(&database, &name).await? {
-                    tables.push(table_info(d));
+            if engine.lake().namespaces().await.map_err(lake_error)?.contains(&database) {
+                for name in engine.lake().tables(&database).await.map_err(lake_error)? {
+                    if let Some(d) = engine.describe(&database, &name).await? {
+                        tables.push(table_info(d));
+                    }
                 }
             }
+            for t in crawled(&engine)?.into_iter().filter(|t| t.namespace == database) {
+                // An Iceberg table of the same name wins, as it does in SQL.
+                if !tables.iter().any(|i| i.name == t.name) {
+                    tables.push(crawled_info(&engine, &t)?);
+                }
+            }
+            tables.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(tables)
         })
     }
 
     fn table(&self, database: String, name: String) -> Pending<Option<TableInfo>> {
-        self.catalog(|engine| async move { Ok(engine.describe(&database, &name).await?.map(table_info)) })
+        self.catalog(|engine| async move {
+            if let Some(d) = engine.describe(&database, &name).await? {
+                return Ok(Some(table_info(d)));
+            }
+            match tarn_crawl::load(engine.lake().dir(), &database, &name).map_err(crawled_error)? {
+                Some(t) => Ok(Some(crawled_info(&engine, &t)?)),
+                None => Ok(None),
+            }
+        })
     }
 
     fn table_metadata(&self, database: String, name: String) -> Pending<Option<(String, serde_json::Value)>> {
@@ -161,6 +184,50 @@ impl EngineService {
     }
 }
 
+/// The crawled tables' definitions.
+fn crawled(engine: &Engine) -> Result<Vec<tarn_crawl::CrawledTable>, QueryError> {
+    tarn_crawl::load_all(engine.lake().dir()).map_err(crawled_error)
+}
+
+fn crawled_error(e: impl std::fmt::Display) -> QueryError {
+    QueryError::Internal(format!("cannot read the crawled tables' definitions: {e}"))
+}
+
+/// A crawled table as the API shows it: Glue's parameters for a crawled table (classification,
+/// record count, size).
+fn crawled_info(engine: &Engine, t: &tarn_crawl::CrawledTable) -> Result<TableInfo, QueryError> {
+    let location = engine.lake().store().url(&t.location);
+    let d = t.describe(location.clone()).map_err(QueryError::Internal)?;
+    let detail = serde_json::to_value(&d).unwrap_or_default();
+    let partition_keys = d.partition_keys.clone();
+    let columns = d
+        .columns
+        .iter()
+        .filter(|c| !partition_keys.contains(&c.name))
+        .map(|c| CatalogColumn { name: c.name.clone(), type_name: c.type_name.clone() })
+        .collect();
+    let parameters = vec![
+        ("classification".to_owned(), d.format.to_owned()),
+        ("location".to_owned(), location.clone()),
+        ("recordCount".to_owned(), d.rows.to_string()),
+        ("sizeKey".to_owned(), d.bytes.to_string()),
+        ("typeOfData".to_owned(), "file".to_owned()),
+        ("crawls".to_owned(), d.crawls.to_string()),
+    ];
+    Ok(TableInfo {
+        database: d.namespace,
+        name: d.name,
+        columns,
+        partition_keys,
+        created_ms: d.created_ms,
+        updated_ms: d.last_updated_ms,
+        location,
+        parameters,
+        iceberg: false,
+        detail,
+    })
+}
+
 /// A table's description as the API shows it.
 fn table_info(d: TableDescription) -> TableInfo {
     let detail = serde_json::to_value(&d).unwrap_or_default();
@@ -177,6 +244,7 @@ fn table_info(d: TableDescription) -> TableInfo {
         updated_ms: d.last_updated_ms,
         location: d.location,
         parameters,
+        iceberg: true,
         detail,
     }
 }

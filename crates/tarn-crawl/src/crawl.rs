@@ -147,8 +147,8 @@ pub async fn crawl(
             if table.files.iter().any(|f| f.key == key && f.size == size) {
                 continue;
             }
-            let schema = match read_schema(store, &key, format).await {
-                Ok(schema) => schema,
+            let (schema, rows) = match read_schema(store, &key, format).await {
+                Ok(read) => read,
                 Err(e) => {
                     entry.unreadable.push(format!("{key}: {e}"));
                     continue;
@@ -177,7 +177,7 @@ pub async fn crawl(
                 }
             }
             table.files.retain(|f| f.key != key);
-            table.files.push(CrawledFile { key, size });
+            table.files.push(CrawledFile { key, size, rows: Some(rows) });
             entry.files_added += 1;
         }
         table.files.sort_by(|a, b| a.key.cmp(&b.key));
@@ -196,7 +196,8 @@ pub async fn crawl(
     Ok(report)
 }
 
-async fn read_schema(store: &Store, key: &str, format: FileFormat) -> Result<arrow_schema::Schema, String> {
+/// A file's schema and record count.
+async fn read_schema(store: &Store, key: &str, format: FileFormat) -> Result<(arrow_schema::Schema, u64), String> {
     let bytes = store.get(key).await.map_err(|e| format!("cannot read: {e}"))?;
     let bytes = gunzip_if(key, bytes)?;
     infer_schema(format, &bytes)

@@ -73,13 +73,15 @@ fn json_options() -> ConvertOptions {
 
 /// The schema a file's content shows (`bytes` already decompressed). JSON keys and CSV headers
 /// become lower-case column names, as Glue names columns; Parquet keeps the file's names.
-pub fn infer_schema(format: FileFormat, bytes: &Bytes) -> Result<Schema, String> {
+pub fn infer_schema(format: FileFormat, bytes: &Bytes) -> Result<(Schema, u64), String> {
     match format {
         FileFormat::Parquet => {
             let metadata = parquet::arrow::arrow_reader::ArrowReaderMetadata::load(bytes, Default::default())
                 .map_err(|e| format!("not a readable Parquet file: {e}"))?;
             let schema = metadata.schema();
-            Ok(Schema::new(schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>()))
+            let rows = metadata.metadata().file_metadata().num_rows().max(0) as u64;
+            let fields = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>();
+            Ok((Schema::new(fields), rows))
         }
         FileFormat::Json => {
             let options = json_options();
@@ -89,22 +91,23 @@ pub fn infer_schema(format: FileFormat, bytes: &Bytes) -> Result<Schema, String>
             {
                 return Err(format!("no JSON object could be read: {e:?}"));
             }
+            let count = objects.len() as u64;
             let rows: Vec<_> = objects.into_iter().take(SAMPLE_ROWS).map(|o| options.normalize(o)).collect();
             let (schema, _) = evolve(&TableSchema::default(), &rows, &options);
-            Ok(schema.to_arrow())
+            Ok((schema.to_arrow(), count))
         }
         FileFormat::Csv => {
+            // Every row is looked at, so the types hold for all of them and the count is exact.
             let format = arrow_csv::reader::Format::default().with_header(true);
-            let (schema, _) = format
-                .infer_schema(Cursor::new(&bytes[..]), Some(SAMPLE_ROWS))
+            let (schema, rows) = format
+                .infer_schema(Cursor::new(&bytes[..]), None)
                 .map_err(|e| format!("not a readable CSV file with a header: {e}"))?;
-            Ok(Schema::new(
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| Field::new(f.name().trim().to_lowercase(), csv_type(f.data_type()), true))
-                    .collect::<Vec<_>>(),
-            ))
+            let fields = schema
+                .fields()
+                .iter()
+                .map(|f| Field::new(f.name().trim().to_lowercase(), csv_type(f.data_type()), true))
+                .collect::<Vec<_>>();
+            Ok((Schema::new(fields), rows as u64))
         }
     }
 }

@@ -9,13 +9,16 @@
 //! read its files as they are.
 //!
 //! Layout: `format` (file formats: schema inference and decoding; pure) · `registry` (the
-//! definitions on disk) · `crawl` (listing, grouping into tables, merging schemas).
+//! definitions on disk) · `crawl` (listing, grouping into tables, merging schemas) ·
+//! `describe` (a crawled table as the catalog shows it).
 
 mod crawl;
+mod describe;
 mod format;
 mod registry;
 
 pub use crawl::{CrawlReport, TableReport, crawl};
+pub use describe::{CrawledColumnDescription, CrawledDescription, CrawledPartition};
 pub use format::{FileFormat, decode, gunzip_if, infer_schema, merge_type};
 pub use registry::{load, load_all, remove, save};
 
@@ -38,6 +41,10 @@ pub struct CrawledFile {
     /// Relative to the lake's storage root.
     pub key: String,
     pub size: u64,
+    /// Records in the file (Parquet's footer count, JSON objects, CSV rows); absent in
+    /// definitions written before the crawler counted them.
+    #[serde(default)]
+    pub rows: Option<u64>,
 }
 
 /// A table the crawler registered.

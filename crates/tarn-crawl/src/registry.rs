@@ -15,6 +15,11 @@ fn path_of(lake_dir: &Path, namespace: &str, name: &str) -> PathBuf {
 
 /// The definition of `namespace.name`, if the crawler registered it.
 pub fn load(lake_dir: &Path, namespace: &str, name: &str) -> Result<Option<CrawledTable>, String> {
+    // Names come from requests: only plain names lead to a definition file.
+    let plain = |n: &str| !n.is_empty() && !n.starts_with('.') && !n.contains(['/', '\\']);
+    if !plain(namespace) || !plain(name) {
+        return Ok(None);
+    }
     let path = path_of(lake_dir, namespace, name);
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| format!("{}: {e}", path.display())),
