@@ -94,8 +94,12 @@ def produce(endpoint, rows, threads=4):
 
 
 def tarn_query(endpoint, sql):
-    data = json.dumps({"sql": sql, "format": "csv"}).encode()
-    request = AWSRequest(method="POST", url=endpoint + "/v1/query", data=data, headers={"Content-Type": "application/json"})
+    return signed_post(endpoint, "/v1/query", {"sql": sql, "format": "csv"})
+
+
+def signed_post(endpoint, path, payload):
+    data = json.dumps(payload).encode()
+    request = AWSRequest(method="POST", url=endpoint + path, data=data, headers={"Content-Type": "application/json"})
     SigV4Auth(Credentials(KEY, SECRET), "tarn", REGION).add_auth(request)
     req = urllib.request.Request(request.url, data=data, headers=dict(request.headers.items()), method="POST")
     with urllib.request.urlopen(req, timeout=600) as r:
@@ -210,6 +214,38 @@ def etl(endpoint, con, tmp, repeat):
           f"= {o / t:.2f}x (median of {repeat})")
 
 
+def crawl_bench(endpoint, con, lake, repeat):
+    """The crawler on files another tool wrote (DuckDB: JSON lines and CSV, one folder per hour),
+    then the same query over them in Tarn (files read in place) and DuckDB."""
+    print("\n| crawled files | files | MB | first crawl | files/s | MB/s | re-crawl, nothing new | query: Tarn ms | DuckDB ms | Tarn / DuckDB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    kinds = [
+        ("json", "SELECT * EXCLUDE (year, month, day, hour) FROM v", "FORMAT JSON", "read_json_auto('{d}/*/*.json', hive_partitioning = true)"),
+        ("csv", "SELECT vehicleid, vendor, eventtime, speed FROM v", "FORMAT CSV, HEADER", "read_csv_auto('{d}/*/*.csv', hive_partitioning = true)"),
+    ]
+    hours = [h for (h,) in con.execute("SELECT DISTINCT hour FROM v ORDER BY hour").fetchall()]
+    for kind, select, options, reader in kinds:
+        folder = os.path.join(lake, "landing", f"vehicles_{kind}")
+        # One file per hour and vendor-initial half, in Hive folders (DuckDB cannot partition JSON).
+        for h in hours:
+            os.makedirs(os.path.join(folder, f"hour={h}"))
+            for part, cond in enumerate(["vendor < 'm'", "vendor >= 'm'"]):
+                out = os.path.join(folder, f"hour={h}", f"part-{part}.{kind}")
+                con.execute(f"COPY ({select} WHERE hour = '{h}' AND {cond}) TO '{out}' ({options})")
+        files = [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs]
+        size = sum(os.path.getsize(f) for f in files)
+        request = {"location": f"landing/vehicles_{kind}", "layer": "landing", "table": f"vehicles_{kind}"}
+        t0 = time.perf_counter()
+        signed_post(endpoint, "/v1/crawl", request)
+        first = time.perf_counter() - t0
+        again = timed(lambda: signed_post(endpoint, "/v1/crawl", request), repeat)
+        query = "SELECT hour, count(*) AS n, avg(speed) AS speed FROM {t} GROUP BY hour ORDER BY hour"
+        ours = timed(lambda: tarn_query(endpoint, query.format(t=f"landing.vehicles_{kind}")), repeat)
+        theirs = timed(lambda: con.execute(query.format(t=reader.format(d=folder))).fetchall(), repeat)
+        print(f"| {kind} | {len(files)} | {size / 1e6:.1f} | {first * 1000:.0f} ms | {len(files) / first:,.0f} | "
+              f"{size / 1e6 / first:.0f} | {again:.1f} ms | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f}x |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default="target/release/tarn")
@@ -278,6 +314,7 @@ def main():
             fb, hb = int(full["x-tarn-bytes-scanned"]), int(hour["x-tarn-bytes-scanned"])
             print(f"\nfull scan (SELECT *): {fb:,} bytes; one hour of 24: {hb:,} bytes = 1/{fb / max(hb, 1):.1f} of the full scan")
             etl(endpoint, con, tmp, args.repeat)
+            crawl_bench(endpoint, con, lake, args.repeat)
             athena_api(endpoint, args.repeat)
             if args.probes:
                 freshness(endpoint, args.probes)

@@ -43,6 +43,8 @@ pub struct DirectBatch<'s> {
     /// Whether unknown fields mean the schema must grow ([`Refused::NewField`]) or are ignored
     /// (a declared schema).
     evolving: bool,
+    /// Without a rescue column: misfits become nulls (and conflicts) instead of a refusal.
+    lenient: bool,
     columns: Fields,
     rescued: Vec<Option<Map<String, Value>>>,
     conflicts: Vec<(usize, String)>,
@@ -58,12 +60,20 @@ impl<'s> DirectBatch<'s> {
             schema,
             options,
             evolving,
+            lenient: false,
             columns: Fields::new(data.into_iter(), "", true),
             rescued: Vec::new(),
             conflicts: Vec::new(),
             poisoned: false,
             reader: Reader::default(),
         }
+    }
+
+    /// Without a rescue column, a value that fits no column is read as null and listed in the
+    /// conflicts, as [`crate::convert`] does, instead of refusing the record.
+    pub fn nulls_for_misfits(mut self) -> Self {
+        self.lenient = true;
+        self
     }
 
     pub fn rows(&self) -> usize {
@@ -93,6 +103,7 @@ impl<'s> DirectBatch<'s> {
             tape: &objects.tape,
             options: self.options,
             evolving: self.evolving,
+            lenient: self.lenient,
             rescue_name: self.options.rescue_column.as_deref(),
             row: self.rescued.len() - 1,
             rescued: &mut self.rescued,
@@ -224,6 +235,7 @@ struct At<'a, 't> {
     tape: &'a Tape<'t>,
     options: &'a ConvertOptions,
     evolving: bool,
+    lenient: bool,
     rescue_name: Option<&'a str>,
     row: usize,
     rescued: &'a mut Vec<Option<Map<String, Value>>>,
@@ -246,12 +258,14 @@ impl At<'_, '_> {
     /// Keeps a value that fits no column in the rescue column (with its path), or refuses the
     /// payload when there is none.
     fn rescue(&mut self, node: &Node, i: usize) -> Result<(), Refused> {
-        if self.rescue_name.is_none() {
+        if self.rescue_name.is_none() && !self.lenient {
             return Err(Refused::Conflict);
         }
         let value = self.value(i);
         let message = format!("field {}: {} does not fit a {} column", node.path, kind(&value), node.ty.name());
-        self.rescued[self.row].get_or_insert_with(Map::new).insert(node.path.clone(), value);
+        if self.rescue_name.is_some() {
+            self.rescued[self.row].get_or_insert_with(Map::new).insert(node.path.clone(), value);
+        }
         self.conflicts.push((self.row, message));
         Ok(())
     }

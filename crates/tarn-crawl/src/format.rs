@@ -9,7 +9,9 @@ use arrow_array::{ArrayRef, RecordBatch, new_null_array};
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tarn_convert::{Column, ColumnType, ConvertOptions, TableSchema, convert, evolve, split_payload};
+use tarn_convert::{
+    Column, ColumnType, ConvertOptions, DirectBatch, Reader, TableSchema, convert, evolve, split_payload,
+};
 
 /// Records (JSON) or lines (CSV) the schema is inferred from, per file.
 const SAMPLE_ROWS: usize = 10_000;
@@ -85,6 +87,13 @@ pub fn infer_schema(format: FileFormat, bytes: &Bytes) -> Result<(Schema, u64), 
         }
         FileFormat::Json => {
             let options = json_options();
+            // Counted on the tape; the schema inferred from the first pieces only.
+            if let Some((count, sample)) = count_json_direct(bytes, SAMPLE_ROWS) {
+                let objects = split_payload(sample).0;
+                let rows: Vec<_> = objects.into_iter().take(SAMPLE_ROWS).map(|o| options.normalize(o)).collect();
+                let (schema, _) = evolve(&TableSchema::default(), &rows, &options);
+                return Ok((schema.to_arrow(), count));
+            }
             let (objects, errors) = split_payload(bytes);
             if objects.is_empty()
                 && let Some(e) = errors.first()
@@ -175,6 +184,9 @@ pub fn decode(
             let table = TableSchema {
                 columns: schema.fields().iter().map(|f| Column::new(f.name(), column_type(f.data_type()))).collect(),
             };
+            if let Some(batches) = decode_json_direct(&table, &options, bytes, batch_rows) {
+                return batches.iter().map(|b| conform(b, &schema)).collect();
+            }
             let rows: Vec<_> = split_payload(bytes).0.into_iter().map(|o| options.normalize(o)).collect();
             rows.chunks(batch_rows.max(1))
                 .map(|chunk| {
@@ -212,6 +224,83 @@ pub fn decode(
     }
 }
 
+/// Pieces of a JSON file of about 4 MiB, each ending at a line end, for reading it a piece at
+/// a time (JSON lines); an object spread over lines may be cut, which the tape refuses.
+fn json_pieces(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    const PIECE: usize = 4 << 20;
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let cut = match rest.get(PIECE..).and_then(|tail| tail.iter().position(|b| *b == b'\n')) {
+            Some(at) => PIECE + at + 1,
+            None => rest.len(),
+        };
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
+}
+
+/// A JSON lines file straight into batches of `table` (tarn-convert's direct path); `None` when
+/// some piece is not plain JSON objects (the general path then reads the file and reports).
+fn decode_json_direct(
+    table: &TableSchema,
+    options: &ConvertOptions,
+    bytes: &[u8],
+    batch_rows: usize,
+) -> Option<Vec<RecordBatch>> {
+    let batch_rows = batch_rows.max(1);
+    let mut batches = Vec::new();
+    // A piece's rows are cut into batches of at most `batch_rows` (slices, not copies).
+    let mut cut = |built: RecordBatch| {
+        let mut offset = 0;
+        while offset < built.num_rows() {
+            let len = batch_rows.min(built.num_rows() - offset);
+            batches.push(built.slice(offset, len));
+            offset += len;
+        }
+    };
+    let mut batch = DirectBatch::new(table, options, false).nulls_for_misfits();
+    for piece in json_pieces(bytes) {
+        if piece.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        batch.append(piece).ok()?;
+        if batch.rows() >= batch_rows {
+            let full = std::mem::replace(&mut batch, DirectBatch::new(table, options, false).nulls_for_misfits());
+            cut(full.finish().ok()?.batch);
+        }
+    }
+    let rest = batch.finish().ok()?.batch;
+    if rest.num_rows() > 0 {
+        cut(rest);
+    }
+    Some(batches)
+}
+
+/// The objects of a JSON lines file counted, and the bytes of its first pieces holding at least
+/// `sample` objects; `None` when some piece is not plain JSON objects.
+fn count_json_direct(bytes: &[u8], sample: usize) -> Option<(u64, &[u8])> {
+    let mut reader = Reader::default();
+    let (mut count, mut sample_end) = (0u64, 0usize);
+    let mut at = 0;
+    for piece in json_pieces(bytes) {
+        at += piece.len();
+        if piece.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let objects = reader.read(piece).ok()?;
+        count += objects.len() as u64;
+        reader.recycle(objects);
+        if (count as usize) < sample || sample_end == 0 {
+            sample_end = at;
+        }
+    }
+    Some((count, &bytes[..sample_end]))
+}
+
 /// `batch` with `schema`'s columns: by name, cast where the types differ, null where absent.
 fn conform(batch: &RecordBatch, schema: &Arc<Schema>) -> Result<RecordBatch, String> {
     let columns = schema
@@ -229,4 +318,48 @@ fn conform(batch: &RecordBatch, schema: &Arc<Schema>) -> Result<RecordBatch, Str
 fn arrow_cast_to(array: &ArrayRef, to: &DataType) -> Result<ArrayRef, String> {
     // Values that do not fit the table's type (after a re-crawl widened nothing) read as null.
     arrow_cast::cast(array, to).map_err(|e| format!("cannot read a {} column as {to}: {e}", array.data_type()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_read_straight_match_the_general_path() {
+        // Enough lines for several pieces; values that do not fit their column; unknown keys.
+        let mut text = String::new();
+        for i in 0..60_000 {
+            let speed = if i % 7 == 0 { "\"fast\"".to_string() } else { i.to_string() };
+            text.push_str(&format!(
+                "{{\"Id\":{i},\"Speed\":{speed},\"At\":\"2026-11-22T10:00:{:02}Z\",\"Gps\":{{\"Lat\":{}.5}},\"Extra\":true}}\n",
+                i % 60,
+                i % 90
+            ));
+        }
+        let bytes = Bytes::from(text);
+        let (schema, rows) = infer_schema(FileFormat::Json, &bytes).unwrap();
+        assert_eq!(rows, 60_000);
+        assert_eq!(schema.field_with_name("speed").unwrap().data_type(), &DataType::Utf8, "mixed in the sample");
+        let narrow = Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("speed", DataType::Int64, true),
+            Field::new("gps", schema.field_with_name("gps").unwrap().data_type().clone(), true),
+        ]);
+        let table = TableSchema {
+            columns: narrow.fields().iter().map(|f| Column::new(f.name(), column_type(f.data_type()))).collect(),
+        };
+        let options = json_options();
+        let direct = decode_json_direct(&table, &options, &bytes, 25_000).expect("plain JSON lines");
+        assert!(direct.len() >= 3 && direct.iter().all(|b| b.num_rows() <= 25_000));
+        let rows: Vec<_> = split_payload(&bytes).0.into_iter().map(|o| options.normalize(o)).collect();
+        let general = convert(&table, &rows, &options).unwrap().batch;
+        let mut offset = 0;
+        for batch in &direct {
+            assert_eq!(batch, &general.slice(offset, batch.num_rows()), "rows from {offset}");
+            offset += batch.num_rows();
+        }
+        assert_eq!(offset, 60_000);
+        // Not JSON lines: the general path takes it.
+        assert!(decode_json_direct(&table, &options, b"{\"id\":\n1}\n[1]", 10).is_none());
+    }
 }

@@ -131,6 +131,13 @@ fn refuses_what_needs_the_general_path() {
     let schema = evolved(&TableSchema::default(), &payloads(&[json!({"a": 1})]), &strict);
     let mut batch = DirectBatch::new(&schema, &strict, true);
     assert_eq!(batch.append(br#"{"a":"one"}"#), Err(Refused::Conflict));
+    // Or read as null, as the general path does.
+    let set = payloads(&[json!({"a": "one"}), json!({"a": 2})]);
+    let mut lenient = DirectBatch::new(&schema, &strict, true).nulls_for_misfits();
+    for p in &set {
+        lenient.append(p).unwrap();
+    }
+    assert_same(&lenient.finish().unwrap(), &general(&schema, &set, &strict), "lenient");
 }
 
 /// A small deterministic generator of awkward records: keys in several spellings, every kind of
