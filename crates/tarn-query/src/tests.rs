@@ -341,3 +341,56 @@ async fn writes_can_be_switched_off() {
     assert!(refused.contains("allow_writes"), "{refused}");
     assert!(engine.query("SELECT count(*) FROM raw.vehicles").await.is_ok());
 }
+
+/// Parquet files under `root` whose path names the table `name`.
+fn parquet_files_of(root: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet")
+                && path.components().any(|c| c.as_os_str() == name)
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_create_table_as_leaves_no_table_and_no_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_with_vehicles(dir.path(), 30).await;
+    let engine = Arc::new(engine(lake, None));
+    let running = engine.clone();
+    // Far more rows than it can write before it is stopped.
+    let statement = tokio::spawn(async move {
+        running
+            .query(
+                "CREATE TABLE t.big AS SELECT value AS id, repeat('x', 200) AS pad FROM generate_series(1, 500000000)",
+            )
+            .await
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while engine.lake().existing("t", "big").await.unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the table was never created");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Let it write for a while, then stop it as StopQueryExecution does (the task is aborted).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!statement.is_finished(), "the statement should still be writing");
+    statement.abort();
+    assert!(statement.await.unwrap_err().is_cancelled());
+    loop {
+        let gone = engine.lake().existing("t", "big").await.unwrap().is_none();
+        if gone && parquet_files_of(dir.path(), "big").is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "a stopped CTAS left its table or files behind");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

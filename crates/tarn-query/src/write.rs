@@ -14,7 +14,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Query, Statement as Sql};
 use futures_util::StreamExt;
-use tarn_lake::{NewTable, TableWriter};
+use tarn_lake::{Lake, NewTable, TableWriter};
 
 use crate::engine::{Answer, Engine, QueryError, Stats};
 use crate::statement::{Statement, Target};
@@ -92,7 +92,12 @@ impl Engine {
                     properties: &properties,
                 };
                 let table = lake.create_table_from(&new).await.map_err(lake_error)?;
-                match self.fill(&table, frame, None).await {
+                // A statement stopped while it fills the table (StopQueryExecution, a client
+                // gone) leaves no table behind, as a failed one does not.
+                let mut undo = DropOnCancel { lake: Some(lake.clone()), namespace: ns.clone(), name: name.clone() };
+                let filled = self.fill(&table, frame, None).await;
+                undo.lake = None;
+                match filled {
                     Ok(written) => Ok((rows_written(written.rows), written)),
                     Err(e) => {
                         if let Err(drop) = lake.drop_table(&ns, &name).await {
@@ -142,14 +147,16 @@ impl Engine {
         frame: DataFrame,
         names: Option<&[String]>,
     ) -> Result<Written, QueryError> {
-        let mut writer =
+        let writer =
             TableWriter::new(table, &file_prefix(), self.config.max_write_partitions).await.map_err(lake_error)?;
+        // Stopped before the commit: the files written so far are deleted.
+        let mut writer = AbandonOnCancel(Some(writer));
         let mut stream = frame.execute_stream().await?;
         let mut failure = None;
         while let Some(batch) = stream.next().await {
             let result = match batch {
                 Ok(batch) => match rename(&batch, names) {
-                    Ok(batch) => writer.write(&batch).await.map_err(lake_error),
+                    Ok(batch) => writer.get().write(&batch).await.map_err(lake_error),
                     Err(e) => Err(e),
                 },
                 Err(e) => Err(e.into()),
@@ -159,18 +166,70 @@ impl Engine {
                 break;
             }
         }
+        let writer = writer.0.take().expect("the writer is there until here");
         if let Some(e) = failure {
             writer.abandon().await;
             return Err(e);
         }
-        let rows = writer.rows();
-        let files = writer.finish().await.map_err(lake_error)?;
-        let written =
-            Written { rows, files: files.len() as u64, bytes: files.iter().map(|f| f.file_size_in_bytes()).sum() };
-        if !files.is_empty() {
-            self.lake().commit_written(table, files).await.map_err(lake_error)?;
+        // From here the statement finishes whether or not it is stopped: closing the files and
+        // committing them run as their own task, so a stop cannot leave written files uncommitted
+        // and undeleted.
+        let (lake, table) = (self.lake().clone(), table.clone());
+        let finish = tokio::spawn(async move {
+            let rows = writer.rows();
+            let files = writer.finish().await.map_err(lake_error)?;
+            let written =
+                Written { rows, files: files.len() as u64, bytes: files.iter().map(|f| f.file_size_in_bytes()).sum() };
+            if !files.is_empty() {
+                lake.commit_written(&table, files).await.map_err(lake_error)?;
+            }
+            Ok::<_, QueryError>(written)
+        });
+        finish.await.map_err(|e| QueryError::Internal(format!("the commit task failed: {e}")))?
+    }
+}
+
+/// A table writer that, dropped before its files are finished (the statement was stopped),
+/// deletes what it wrote, on a task of its own.
+struct AbandonOnCancel(Option<TableWriter>);
+
+impl AbandonOnCancel {
+    fn get(&mut self) -> &mut TableWriter {
+        self.0.as_mut().expect("the writer is there until it is taken")
+    }
+}
+
+impl Drop for AbandonOnCancel {
+    fn drop(&mut self) {
+        if let Some(writer) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(writer.abandon());
         }
-        Ok(written)
+    }
+}
+
+/// A table created by CREATE TABLE AS, dropped (on a task of its own) if the statement is
+/// stopped before the table is filled; disarmed by taking `lake`.
+struct DropOnCancel {
+    lake: Option<Arc<Lake>>,
+    namespace: String,
+    name: String,
+}
+
+impl Drop for DropOnCancel {
+    fn drop(&mut self) {
+        if let Some(lake) = self.lake.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (namespace, name) = (std::mem::take(&mut self.namespace), std::mem::take(&mut self.name));
+            runtime.spawn(async move {
+                match lake.drop_table(&namespace, &name).await {
+                    Ok(_) => tracing::info!(table = %format!("{namespace}.{name}"), "a stopped CREATE TABLE AS left no table"),
+                    Err(e) => tracing::warn!(table = %format!("{namespace}.{name}"), error = %e, "cannot drop the table of a stopped CREATE TABLE AS"),
+                }
+            });
+        }
     }
 }
 
