@@ -92,6 +92,30 @@ def test_a_boto3_athena_query_runs_over_files_and_tail_with_statistics_and_typed
     assert all_rows(athena, qualified["QueryExecutionId"])[0][1] == ["330"]
 
 
+def test_results_go_to_an_output_location_in_the_lakes_storage_as_athena_csv(make_server, tmp_path):
+    import csv
+    import os
+
+    server = lake_server(make_server, tmp_path)
+    athena = server.client("athena")
+    output = f"file://{os.path.join(server.data_dir, 'lake')}/athena-results/"
+    sql = """SELECT vendor, count(*) AS n, CAST(NULL AS VARCHAR) AS nothing, 'say "hi"' AS quoted FROM vehicles GROUP BY vendor ORDER BY vendor"""
+    execution = run(athena, sql, ResultConfiguration={"OutputLocation": output})
+    assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+    location = execution["ResultConfiguration"]["OutputLocation"]
+    assert location == f"{output}{execution['QueryExecutionId']}.csv"
+    with open(location.removeprefix("file://"), newline="") as f:
+        text = f.read()
+    assert text.splitlines()[0] == '"vendor","n","nothing","quoted"'
+    assert text.splitlines()[1] == '"acme","110",,"say ""hi"""', "every value quoted, NULL empty"
+    rows, _ = all_rows(athena, execution["QueryExecutionId"])
+    assert [[v or None for v in r] for r in csv.reader(text.splitlines())] == rows
+
+    # A location outside the lake's storage is not written to, and the query still succeeds.
+    elsewhere = run(athena, "SELECT 1", ResultConfiguration={"OutputLocation": "s3://somewhere-else/results/"})
+    assert elsewhere["Status"]["State"] == "SUCCEEDED"
+
+
 def test_results_page_with_the_header_once_and_nulls_and_nested_values_as_athena_writes_them(make_server, tmp_path):
     server = lake_server(make_server, tmp_path)
     athena = server.client("athena")

@@ -125,6 +125,10 @@ pub trait QueryService: Send + Sync {
     /// JSON), for the Iceberg REST catalog; `None` if there is no such table.
     fn table_metadata(&self, database: String, name: String) -> Pending<Option<(String, serde_json::Value)>>;
 
+    /// Stores `body` at `url` when the URL lies in the lake's storage (a `file://` path under a
+    /// local lake, `s3://<bucket>/<prefix>/…` of a lake on S3); `false` when it does not.
+    fn put_object(&self, url: String, body: Vec<u8>) -> Pending<bool>;
+
     /// Crawls `location` (a URL or a folder of the lake's storage) into tables of `database`;
     /// `table` names the single table the location becomes. Returns the crawl's report.
     fn crawl(&self, location: String, database: String, table: Option<String>) -> Pending<serde_json::Value>;

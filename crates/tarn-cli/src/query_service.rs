@@ -149,6 +149,15 @@ impl QueryService for EngineService {
         })
     }
 
+    fn put_object(&self, url: String, body: Vec<u8>) -> Pending<bool> {
+        self.catalog(|engine| async move {
+            let store = engine.lake().store();
+            let Some(key) = store.key_of(&url) else { return Ok(false) };
+            store.put(key, body.into()).await.map_err(|e| QueryError::Internal(e.to_string()))?;
+            Ok(true)
+        })
+    }
+
     fn crawl(&self, location: String, database: String, table: Option<String>) -> Pending<serde_json::Value> {
         self.catalog(|engine| async move {
             let lake = engine.lake();

@@ -173,6 +173,31 @@ impl Execution {
     }
 }
 
+/// A result as Athena writes it to its OutputLocation: a header row of column names, then the
+/// rows; every value in double quotes (quotes inside doubled), NULL as an empty field.
+pub fn results_csv(results: &QueryResults) -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, value: Option<&str>) {
+        if let Some(v) = value {
+            out.push(b'"');
+            out.extend_from_slice(v.replace('"', "\"\"").as_bytes());
+            out.push(b'"');
+        }
+    }
+    let mut out = Vec::new();
+    let header = results.columns.iter().map(|c| Some(c.name.as_str()));
+    let rows = results.rows.iter().map(|r| r.iter().map(Option::as_deref).collect::<Vec<_>>());
+    for row in std::iter::once(header.collect::<Vec<_>>()).chain(rows) {
+        for (j, value) in row.into_iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            field(&mut out, value);
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
 type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 pub struct Executions {
@@ -257,7 +282,19 @@ impl Executions {
             if !this.mark_running(&task_id) {
                 return;
             }
-            let outcome = service.results(submission.query, submission.database).await;
+            let dml = StatementType::of(&submission.query) == StatementType::Dml;
+            let mut outcome = service.results(submission.query, submission.database).await;
+            // As Athena does, the rows of a query also go to the OutputLocation as CSV, when it
+            // lies in the lake's storage (elsewhere there is nothing to write to).
+            if let (Ok(results), Some(location), true) = (&outcome, &submission.output_location, dml) {
+                let url = format!("{}/{task_id}.csv", location.trim_end_matches('/'));
+                if let Err(e) = service.put_object(url.clone(), results_csv(results)).await {
+                    let message = match e {
+                        QueryFailure::Invalid(m) | QueryFailure::Internal(m) => m,
+                    };
+                    outcome = Err(QueryFailure::Internal(format!("cannot write the results to {url}: {message}")));
+                }
+            }
             this.finish(&task_id, outcome);
         });
         inner.aborts.insert(id.clone(), task.abort_handle());
