@@ -153,30 +153,7 @@ pub fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         text(&d["current_schema_id"]),
     );
 
-    println!("\nColumns");
-    let mut rows = Vec::new();
-    for c in d["columns"].as_array().into_iter().flatten() {
-        rows.push(vec![
-            format!("  {}", text(&c["name"])),
-            text(&c["type_name"]),
-            format!("since schema {}", text(&c["since_schema"])),
-        ]);
-    }
-    print!("{}", aligned(&rows));
-
-    let keys: Vec<String> = d["partition_keys"].as_array().into_iter().flatten().map(text).collect();
-    println!("\nPartitions ({})", if keys.is_empty() { "none".to_owned() } else { keys.join(", ") });
-    let mut rows = Vec::new();
-    for p in d["partitions"].as_array().into_iter().flatten() {
-        let folder = text(&p["folder"]);
-        rows.push(vec![
-            format!("  {}", if folder.is_empty() { "(table root)".to_owned() } else { folder }),
-            format!("{} files", text(&p["files"])),
-            format!("{} rows", text(&p["rows"])),
-            size(p["bytes"].as_u64().unwrap_or(0)),
-        ]);
-    }
-    print!("{}", aligned(&rows));
+    print_columns_and_partitions(&d, |c| format!("since schema {}", text(&c["since_schema"])));
 
     println!("\nSnapshots (oldest first)");
     let mut rows = Vec::new();
@@ -211,16 +188,20 @@ fn describe_crawled(layer: &str, table: &str, d: &Value) -> anyhow::Result<()> {
         text(&d["crawls"]),
         time(d["last_updated_ms"].as_i64().unwrap_or(0)),
     );
+    print_columns_and_partitions(d, |c| format!("since crawl {}", text(&c["since_crawl"])));
+    Ok(())
+}
+
+/// The columns (name, type, and `since` what added it) and the partitions with their files,
+/// rows and size, as both kinds of table describe them.
+fn print_columns_and_partitions(d: &Value, since: impl Fn(&Value) -> String) {
     println!("\nColumns");
     let mut rows = Vec::new();
     for c in d["columns"].as_array().into_iter().flatten() {
-        rows.push(vec![
-            format!("  {}", text(&c["name"])),
-            text(&c["type_name"]),
-            format!("since crawl {}", text(&c["since_crawl"])),
-        ]);
+        rows.push(vec![format!("  {}", text(&c["name"])), text(&c["type_name"]), since(c)]);
     }
     print!("{}", aligned(&rows));
+
     let keys: Vec<String> = d["partition_keys"].as_array().into_iter().flatten().map(text).collect();
     println!("\nPartitions ({})", if keys.is_empty() { "none".to_owned() } else { keys.join(", ") });
     let mut rows = Vec::new();
@@ -234,7 +215,6 @@ fn describe_crawled(layer: &str, table: &str, d: &Value) -> anyhow::Result<()> {
         ]);
     }
     print!("{}", aligned(&rows));
-    Ok(())
 }
 
 fn text(v: &Value) -> String {

@@ -214,8 +214,7 @@ impl Objects<'_> {
             let value = key + 1;
             let name = options.name_of_key(tape.text(&tape.tokens[key]), true);
             if names.contains(&name) {
-                let v: Value = serde_json::from_str(tape.raw(&tape.tokens[value])).expect("the tape reads valid JSON");
-                out.insert(name, options.normalize_nested(v));
+                out.insert(name, options.normalize_nested(parsed(tape.raw(&tape.tokens[value]))));
             }
             key = tape.tokens[value].next as usize;
         }
@@ -225,9 +224,18 @@ impl Objects<'_> {
     /// Object `i` as JSON text with its keys renamed, as the general path would show it.
     pub fn normalized_json(&self, i: usize, options: &ConvertOptions) -> Vec<u8> {
         let raw = self.tape.raw(&self.tape.tokens[self.tape.roots[i] as usize]);
-        let object: Map<String, Value> = serde_json::from_str(raw).expect("the tape reads valid JSON objects");
-        serde_json::to_vec(&options.normalize(object)).expect("a JSON value always serializes")
+        match parsed(raw) {
+            Value::Object(object) => serde_json::to_vec(&options.normalize(object)).unwrap_or_else(|_| raw.into()),
+            _ => raw.as_bytes().to_vec(),
+        }
     }
+}
+
+/// A value's raw text read by `serde_json`. The tape accepts only what `serde_json` reads, so
+/// this does not fail; if it ever did, the text itself is kept (as a string) rather than
+/// stopping delivery.
+fn parsed(raw: &str) -> Value {
+    serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()))
 }
 
 /// What appending one row needs besides the builders.
@@ -250,9 +258,7 @@ impl At<'_, '_> {
     /// The value of token `i` as `serde_json` reads it, nested keys renamed: what the general
     /// path would hold for it.
     fn value(&self, i: usize) -> Value {
-        let raw = self.tape.raw(&self.tape.tokens[i]);
-        let value: Value = serde_json::from_str(raw).expect("the tape accepts only what serde_json reads");
-        self.options.normalize_nested(value)
+        self.options.normalize_nested(parsed(self.tape.raw(&self.tape.tokens[i])))
     }
 
     /// Keeps a value that fits no column in the rescue column (with its path), or refuses the

@@ -285,9 +285,10 @@ impl<'p> Tape<'p> {
             at = after;
             kind = Kind::Float;
         }
-        // `serde_json` refuses numbers beyond f64's range; leave those to it.
-        if kind == Kind::Float
-            && (integral_digits > 300 || !self.payload[start..at].parse::<f64>().is_ok_and(f64::is_finite))
+        // `serde_json` refuses numbers beyond f64's range (integers too long for u64 are read as
+        // floats); leave those, and anything near them, to it.
+        if integral_digits > 300
+            || (kind == Kind::Float && !self.payload[start..at].parse::<f64>().is_ok_and(f64::is_finite))
         {
             return Err(Unread);
         }
@@ -390,6 +391,8 @@ mod tests {
                 assert!(!serde_ok || bad.contains("\\ud800"), "{bad:?}: serde_json accepts it");
             }
         }
+        let long = format!("{{\"a\":1{}}}", "0".repeat(400));
+        assert!(read(&long).is_none() && serde_json::from_str::<serde_json::Value>(&long).is_err());
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(read(&deep).is_none());
     }
