@@ -6,14 +6,14 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::query::{QueryFailure, QueryService, check_signature};
+use crate::query::{OwnRequest, QueryFailure, QueryService};
 use crate::server::AppState;
 
 /// Where the catalog is mounted: clients take `http://<tarn>/iceberg` as the catalog URI.
@@ -61,67 +61,55 @@ fn failure(f: QueryFailure) -> RestError {
 
 type Answer = Result<Option<Value>, RestError>;
 
-pub(crate) async fn config(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn config(State(state): State<Arc<AppState>>, request: OwnRequest) -> Response {
     let answer = async {
-        start(&state, &method, &uri, &headers, &body, false)?;
+        start(&state, &request, false)?;
         Ok(Some(json!({ "defaults": {}, "overrides": {}, "endpoints": ENDPOINTS })))
     };
-    reply(&method, answer.await)
+    reply(&request.method, answer.await)
 }
 
-pub(crate) async fn namespaces(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn namespaces(State(state): State<Arc<AppState>>, request: OwnRequest) -> Response {
     let answer = async {
-        let service = start(&state, &method, &uri, &headers, &body, false)?;
-        if uri.query().unwrap_or("").split('&').any(|kv| kv.starts_with("parent=") && kv.len() > "parent=".len()) {
+        let service = start(&state, &request, false)?;
+        if request
+            .uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .any(|kv| kv.starts_with("parent=") && kv.len() > "parent=".len())
+        {
             return Ok(Some(json!({ "namespaces": [] }))); // layers have no children
         }
         let names = service.databases().await.map_err(failure)?;
         let list: Vec<Value> = names.into_iter().map(|n| json!([n])).collect();
         Ok(Some(json!({ "namespaces": list })))
     };
-    reply(&method, answer.await)
+    reply(&request.method, answer.await)
 }
 
 pub(crate) async fn namespace(
     State(state): State<Arc<AppState>>,
     Path(namespace): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: OwnRequest,
 ) -> Response {
     let answer = async {
-        let service = start(&state, &method, &uri, &headers, &body, true)?;
+        let service = start(&state, &request, true)?;
         if !service.databases().await.map_err(failure)?.contains(&namespace) {
             return Err(no_namespace(&namespace));
         }
         Ok(Some(json!({ "namespace": [namespace], "properties": {} })))
     };
-    reply(&method, answer.await)
+    reply(&request.method, answer.await)
 }
 
 pub(crate) async fn tables(
     State(state): State<Arc<AppState>>,
     Path(namespace): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: OwnRequest,
 ) -> Response {
     let answer = async {
-        let service = start(&state, &method, &uri, &headers, &body, false)?;
+        let service = start(&state, &request, false)?;
         if !service.databases().await.map_err(failure)?.contains(&namespace) {
             return Err(no_namespace(&namespace));
         }
@@ -134,19 +122,16 @@ pub(crate) async fn tables(
             .collect();
         Ok(Some(json!({ "identifiers": identifiers })))
     };
-    reply(&method, answer.await)
+    reply(&request.method, answer.await)
 }
 
 pub(crate) async fn table(
     State(state): State<Arc<AppState>>,
     Path((namespace, table)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: OwnRequest,
 ) -> Response {
     let answer = async {
-        let service = start(&state, &method, &uri, &headers, &body, true)?;
+        let service = start(&state, &request, true)?;
         let Some((location, metadata)) =
             service.table_metadata(namespace.clone(), table.clone()).await.map_err(failure)?
         else {
@@ -158,20 +143,14 @@ pub(crate) async fn table(
         };
         Ok(Some(json!({ "metadata-location": location, "metadata": metadata, "config": {} })))
     };
-    reply(&method, answer.await)
+    reply(&request.method, answer.await)
 }
 
 /// Checks the method and the signature; the engine behind the catalog.
-fn start(
-    state: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-    head_allowed: bool,
-) -> Result<Arc<dyn QueryService>, RestError> {
+fn start(state: &AppState, request: &OwnRequest, head_allowed: bool) -> Result<Arc<dyn QueryService>, RestError> {
+    let method = &request.method;
     let readable = method == Method::GET || (head_allowed && method == Method::HEAD);
-    check_signature(state, method, uri, headers, body)?;
+    request.check_signature(state)?;
     if !readable {
         return Err(RestError::new(
             406,
@@ -179,7 +158,7 @@ fn start(
             format!(
                 "{method} {}: Tarn's REST catalog is read-only; tables are created and changed by segments \
                  and the crawler",
-                uri.path()
+                request.uri.path()
             ),
         ));
     }

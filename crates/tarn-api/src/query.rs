@@ -10,9 +10,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::protocol::Codec;
@@ -125,23 +125,20 @@ pub trait QueryService: Send + Sync {
     /// JSON), for the Iceberg REST catalog; `None` if there is no such table.
     fn table_metadata(&self, database: String, name: String) -> Pending<Option<(String, serde_json::Value)>>;
 
-    /// Stores `body` at `url` when the URL lies in the lake's storage (a `file://` path under a
-    /// local lake, `s3://<bucket>/<prefix>/…` of a lake on S3); `false` when it does not.
-    fn put_object(&self, url: String, body: Vec<u8>) -> Pending<bool>;
+    /// The key `url` names in the lake's storage (a `file://` path under a local lake,
+    /// `s3://<bucket>/<prefix>/…` of a lake on S3); `None` when it lies elsewhere.
+    fn storage_key(&self, url: &str) -> Option<String>;
+
+    /// Stores `body` under `key` of the lake's storage.
+    fn put_object(&self, key: String, body: Vec<u8>) -> Pending<()>;
 
     /// Crawls `location` (a URL or a folder of the lake's storage) into tables of `database`;
     /// `table` names the single table the location becomes. Returns the crawl's report.
     fn crawl(&self, location: String, database: String, table: Option<String>) -> Pending<serde_json::Value>;
 }
 
-pub(crate) async fn handle(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match run(&state, method, uri, headers, body).await {
+pub(crate) async fn handle(State(state): State<Arc<AppState>>, request: OwnRequest) -> Response {
+    match run(&state, request).await {
         Ok(reply) => {
             let mut response = Response::new(Body::from(reply.body));
             let h = response.headers_mut();
@@ -169,38 +166,52 @@ pub(crate) fn error_reply(e: &ApiError) -> Response {
     response
 }
 
-/// Checks the SigV4 signature (service name `tarn`) of a call to Tarn's own endpoints.
-pub(crate) fn check_signature(
-    state: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(), ApiError> {
-    let Some(credentials) = &state.config.credentials else { return Ok(()) };
-    let flat = flat_headers(headers);
-    let request = sigv4::SignedRequest {
-        method: method.as_str(),
-        path: uri.path(),
-        query: uri.query().unwrap_or(""),
-        headers: &flat,
-        body,
-    };
-    sigv4::verify(&request, SIGNING_NAME, state.streams.now(), |key| credentials.get(key).cloned())?;
-    Ok(())
+/// A call to one of Tarn's own endpoints (`/v1/query`, `/v1/tables`, `/v1/crawl`, the Iceberg
+/// REST catalog), read whole: what their SigV4 check and their handlers need.
+pub(crate) struct OwnRequest {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
-async fn run(
-    state: &AppState,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<QueryReply, ApiError> {
-    if method != Method::POST {
+impl<S: Send + Sync> FromRequest<S> for OwnRequest {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        // The body is read as axum's `Bytes` reads it (within the body limit kept in the
+        // request's extensions).
+        let mut raw = Request::new(body);
+        *raw.extensions_mut() = std::mem::take(&mut parts.extensions);
+        let body = Bytes::from_request(raw, state).await.map_err(IntoResponse::into_response)?;
+        Ok(OwnRequest { method: parts.method, uri: parts.uri, headers: parts.headers, body })
+    }
+}
+
+impl OwnRequest {
+    /// Checks the SigV4 signature (service name `tarn`).
+    pub(crate) fn check_signature(&self, state: &AppState) -> Result<(), ApiError> {
+        let Some(credentials) = &state.config.credentials else { return Ok(()) };
+        let flat = flat_headers(&self.headers);
+        let request = sigv4::SignedRequest {
+            method: self.method.as_str(),
+            path: self.uri.path(),
+            query: self.uri.query().unwrap_or(""),
+            headers: &flat,
+            body: &self.body,
+        };
+        sigv4::verify(&request, SIGNING_NAME, state.streams.now(), |key| credentials.get(key).cloned())?;
+        Ok(())
+    }
+}
+
+async fn run(state: &AppState, request: OwnRequest) -> Result<QueryReply, ApiError> {
+    if request.method != Method::POST {
         return Err(ApiError::new("InvalidRequestException", 405, "POST the statement to /v1/query"));
     }
-    check_signature(state, &method, &uri, &headers, &body)?;
+    request.check_signature(state)?;
+    let OwnRequest { uri, headers, body, .. } = request;
     let Some(service) = state.query.clone() else {
         return Err(ApiError::new("ServiceUnavailableException", 503, "this server runs no query engine"));
     };

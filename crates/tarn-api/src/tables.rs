@@ -3,26 +3,20 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::Response;
 
 use crate::error::ApiError;
-use crate::query::{QueryFailure, QueryService, TableInfo, check_signature, error_reply};
+use crate::query::{OwnRequest, QueryFailure, QueryService, TableInfo, error_reply};
 use crate::server::AppState;
 
 /// Every table of every layer (Iceberg and crawled): name, format, rows, files, bytes, last
 /// update.
-pub(crate) async fn list(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn list(State(state): State<Arc<AppState>>, request: OwnRequest) -> Response {
     let answer = async {
-        let service = start(&state, Method::GET, &method, &uri, &headers, &body)?;
+        let service = start(&state, Method::GET, &request)?;
         let mut tables = Vec::new();
         for database in service.databases().await.map_err(failure)? {
             for t in service.tables(database).await.map_err(failure)? {
@@ -39,13 +33,10 @@ pub(crate) async fn list(
 pub(crate) async fn describe(
     State(state): State<Arc<AppState>>,
     Path((layer, table)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: OwnRequest,
 ) -> Response {
     let answer = async {
-        let service = start(&state, Method::GET, &method, &uri, &headers, &body)?;
+        let service = start(&state, Method::GET, &request)?;
         match service.table(layer.clone(), table.clone()).await.map_err(failure)? {
             Some(t) => Ok(t.detail),
             None => Err(ApiError::new("ResourceNotFoundException", 404, format!("Table {layer}.{table} not found."))),
@@ -56,25 +47,12 @@ pub(crate) async fn describe(
 
 /// `POST /v1/crawl` with `{"location": …, "layer": …, "table": …}`: registers the files under
 /// the location as tables (see `tarn-crawl`) and answers with the crawl's report.
-pub(crate) async fn crawl(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn crawl(State(state): State<Arc<AppState>>, request: OwnRequest) -> Response {
     let answer = async {
-        if method != Method::POST {
-            return Err(ApiError::new("InvalidRequestException", 405, "use POST"));
-        }
-        check_signature(&state, &method, &uri, &headers, &body)?;
-        let service = state
-            .query
-            .clone()
-            .ok_or_else(|| ApiError::new("ServiceUnavailableException", 503, "this server has no lake"))?;
-        let request: serde_json::Value = serde_json::from_slice(&body)
+        let service = start(&state, Method::POST, &request)?;
+        let asked: serde_json::Value = serde_json::from_slice(&request.body)
             .map_err(|e| ApiError::new("InvalidRequestException", 400, format!("the body is not JSON: {e}")))?;
-        let text = |key: &str| request.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        let text = |key: &str| asked.get(key).and_then(|v| v.as_str()).map(str::to_owned);
         let location =
             text("location").ok_or_else(|| ApiError::new("InvalidRequestException", 400, "location is required"))?;
         let layer = text("layer").ok_or_else(|| ApiError::new("InvalidRequestException", 400, "layer is required"))?;
@@ -84,18 +62,11 @@ pub(crate) async fn crawl(
 }
 
 /// The query service behind a signed request made with `expected`.
-fn start(
-    state: &AppState,
-    expected: Method,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Arc<dyn QueryService>, ApiError> {
-    if *method != expected {
+fn start(state: &AppState, expected: Method, request: &OwnRequest) -> Result<Arc<dyn QueryService>, ApiError> {
+    if request.method != expected {
         return Err(ApiError::new("InvalidRequestException", 405, format!("use {expected}")));
     }
-    check_signature(state, method, uri, headers, body)?;
+    request.check_signature(state)?;
     state.query.clone().ok_or_else(|| ApiError::new("ServiceUnavailableException", 503, "this server has no lake"))
 }
 

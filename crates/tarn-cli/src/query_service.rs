@@ -149,12 +149,13 @@ impl QueryService for EngineService {
         })
     }
 
-    fn put_object(&self, url: String, body: Vec<u8>) -> Pending<bool> {
+    fn storage_key(&self, url: &str) -> Option<String> {
+        self.engine.lake().store().key_of(url).map(str::to_owned)
+    }
+
+    fn put_object(&self, key: String, body: Vec<u8>) -> Pending<()> {
         self.catalog(|engine| async move {
-            let store = engine.lake().store();
-            let Some(key) = store.key_of(&url) else { return Ok(false) };
-            store.put(key, body.into()).await.map_err(|e| QueryError::Internal(e.to_string()))?;
-            Ok(true)
+            engine.lake().store().put(&key, body.into()).await.map_err(|e| QueryError::Internal(e.to_string()))
         })
     }
 

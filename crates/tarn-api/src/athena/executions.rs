@@ -173,6 +173,16 @@ impl Execution {
     }
 }
 
+/// Writes `results` as CSV to `url` when it lies in the lake's storage. The CSV is made on a
+/// blocking thread: results run to many megabytes, and this task runs on the API's runtime.
+async fn write_output(service: &dyn QueryService, url: &str, results: Arc<QueryResults>) -> Result<(), String> {
+    let Some(key) = service.storage_key(url) else { return Ok(()) };
+    let csv = tokio::task::spawn_blocking(move || results_csv(&results)).await.map_err(|e| e.to_string())?;
+    service.put_object(key, csv).await.map_err(|e| match e {
+        QueryFailure::Invalid(m) | QueryFailure::Internal(m) => m,
+    })
+}
+
 /// A result as Athena writes it to its OutputLocation: a header row of column names, then the
 /// rows; every value in double quotes (quotes inside doubled), NULL as an empty field.
 pub fn results_csv(results: &QueryResults) -> Vec<u8> {
@@ -283,15 +293,12 @@ impl Executions {
                 return;
             }
             let dml = StatementType::of(&submission.query) == StatementType::Dml;
-            let mut outcome = service.results(submission.query, submission.database).await;
+            let mut outcome = service.results(submission.query, submission.database).await.map(Arc::new);
             // As Athena does, the rows of a query also go to the OutputLocation as CSV, when it
             // lies in the lake's storage (elsewhere there is nothing to write to).
             if let (Ok(results), Some(location), true) = (&outcome, &submission.output_location, dml) {
                 let url = format!("{}/{task_id}.csv", location.trim_end_matches('/'));
-                if let Err(e) = service.put_object(url.clone(), results_csv(results)).await {
-                    let message = match e {
-                        QueryFailure::Invalid(m) | QueryFailure::Internal(m) => m,
-                    };
+                if let Err(message) = write_output(service.as_ref(), &url, results.clone()).await {
                     outcome = Err(QueryFailure::Internal(format!("cannot write the results to {url}: {message}")));
                 }
             }
@@ -348,7 +355,7 @@ impl Executions {
         }
     }
 
-    fn finish(&self, id: &str, outcome: Result<QueryResults, QueryFailure>) {
+    fn finish(&self, id: &str, outcome: Result<Arc<QueryResults>, QueryFailure>) {
         let now = (self.clock)();
         let mut inner = self.lock();
         inner.aborts.remove(id);
@@ -375,7 +382,7 @@ impl Executions {
                 execution.state = State::Succeeded;
                 execution.engine_ms = results.engine_ms;
                 execution.bytes_scanned = results.bytes_scanned;
-                execution.results = Some(Arc::new(results));
+                execution.results = Some(results);
                 size
             }
             Err(failure) => {
