@@ -53,11 +53,11 @@ impl QueryService for EngineService {
                 .ok_or_else(|| QueryFailure::Invalid(format!("unknown format {format:?}: use json, csv or table")))?;
             let answer = OnQueryRuntime(runtime.spawn(async move { engine.query(&sql).await })).finish().await?;
             let stats = &answer.stats;
-            tracing::debug!(rows = stats.rows, ms = stats.elapsed_ms, bytes = stats.bytes_scanned, "query");
+            tracing::debug!(rows = stats.rows, us = stats.elapsed_us, bytes = stats.bytes_scanned, "query");
             let body = tarn_query::render_reply(&answer, format).map_err(|e| QueryFailure::Internal(e.to_string()))?;
             let headers = vec![
                 ("x-tarn-rows", stats.rows.to_string()),
-                ("x-tarn-elapsed-ms", stats.elapsed_ms.to_string()),
+                ("x-tarn-elapsed-ms", stats.elapsed_ms_text()),
                 ("x-tarn-bytes-scanned", stats.bytes_scanned.to_string()),
                 ("x-tarn-files-scanned", stats.files_scanned.to_string()),
                 ("x-tarn-files-pruned", stats.files_pruned.to_string()),
@@ -88,7 +88,7 @@ impl QueryService for EngineService {
                 columns,
                 rows: text.rows,
                 bytes_scanned: stats.bytes_scanned,
-                engine_ms: stats.elapsed_ms,
+                engine_ms: stats.elapsed_ms(),
                 rows_written: stats.rows_written,
             })
         })

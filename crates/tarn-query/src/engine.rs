@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
@@ -71,7 +71,8 @@ pub struct Answer {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     pub rows: u64,
-    pub elapsed_ms: u64,
+    /// Time from receiving the statement to its last batch, in microseconds.
+    pub elapsed_us: u64,
     /// Bytes read from the lake's files (Athena's `DataScannedInBytes`).
     pub bytes_scanned: u64,
     /// Data files the scans had to open, and those their partition filters skipped.
@@ -275,7 +276,7 @@ impl Engine {
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
         let stats = Stats {
             rows,
-            elapsed_ms: millis(started.elapsed()),
+            elapsed_us: started.elapsed().as_micros().min(u64::MAX as u128) as u64,
             bytes_scanned: scan.bytes_scanned(),
             files_scanned: counters.files_planned.load(std::sync::atomic::Ordering::Relaxed),
             files_pruned: counters.files_pruned.load(std::sync::atomic::Ordering::Relaxed),
@@ -353,6 +354,14 @@ impl Engine {
     }
 }
 
-fn millis(d: Duration) -> u64 {
-    d.as_millis().min(u64::MAX as u128) as u64
+impl Stats {
+    /// The elapsed time in whole milliseconds (Athena's `EngineExecutionTimeInMillis`).
+    pub fn elapsed_ms(&self) -> u64 {
+        self.elapsed_us / 1000
+    }
+
+    /// The elapsed time in milliseconds with microsecond precision, as `x-tarn-elapsed-ms` shows it.
+    pub fn elapsed_ms_text(&self) -> String {
+        format!("{}.{:03}", self.elapsed_us / 1000, self.elapsed_us % 1000)
+    }
 }

@@ -23,6 +23,9 @@ use tarn_store::Store;
 /// The URL DataFusion knows the lake by; file locations are store keys under it.
 pub const LAKE_URL: &str = "tarn://lake/";
 
+/// Ranged GETs of one file in flight at once on S3.
+const S3_READS_AT_ONCE: usize = 8;
+
 /// One query's reader of the lake.
 #[derive(Debug)]
 pub struct ScanStore {
@@ -86,10 +89,22 @@ impl ScanStore {
         ObjectMeta { location: Path::from(key), last_modified: epoch(), size, e_tag: None, version: None }
     }
 
-    async fn read(&self, key: &str, range: Range<u64>) -> object_store::Result<Bytes> {
-        let bytes = self.store.get_range(key, range).await.map_err(|e| failed(e, key))?;
-        self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Ok(bytes)
+    /// The bytes of `ranges` of `key`. A local file is read right here, on the query's own
+    /// thread (queries run on a runtime of their own, and a read of a local file is short: a
+    /// hand-off to a blocking thread per read cost more than the read); S3 ranges are fetched
+    /// concurrently.
+    async fn read(&self, key: &str, ranges: &[Range<u64>]) -> object_store::Result<Vec<Bytes>> {
+        let parts = match &self.store {
+            Store::Local(local) => local.read_ranges_now(key, ranges),
+            store => {
+                let reads: Vec<_> = ranges.iter().cloned().map(|r| store.get_range(key, r)).collect();
+                stream::iter(reads).buffered(S3_READS_AT_ONCE).collect::<Vec<_>>().await.into_iter().collect()
+            }
+        }
+        .map_err(|e| failed(e, key))?;
+        let total: usize = parts.iter().map(Bytes::len).sum();
+        self.bytes.fetch_add(total as u64, Ordering::Relaxed);
+        Ok(parts)
     }
 }
 
@@ -131,7 +146,11 @@ impl ObjectStore for ScanStore {
             (0..0, Bytes::new())
         } else {
             let range = resolve(options.range, size)?;
-            let bytes = if range.is_empty() { Bytes::new() } else { self.read(key, range.clone()).await? };
+            let bytes = if range.is_empty() {
+                Bytes::new()
+            } else {
+                self.read(key, std::slice::from_ref(&range)).await?.remove(0)
+            };
             (range, bytes)
         };
         Ok(GetResult {
@@ -143,12 +162,7 @@ impl ObjectStore for ScanStore {
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> object_store::Result<Vec<Bytes>> {
-        let key = location.as_ref();
-        let mut out = Vec::with_capacity(ranges.len());
-        for range in ranges {
-            out.push(self.read(key, range.clone()).await?);
-        }
-        Ok(out)
+        self.read(location.as_ref(), ranges).await
     }
 
     fn delete_stream(

@@ -211,19 +211,15 @@ impl LakeTable {
     }
 }
 
-/// `schema` with strings and binaries as view types, which DataFusion's Parquet reader produces
-/// (so no column is cast after decoding).
+/// `schema` with top-level strings and binaries as view types, as DataFusion's Parquet reader
+/// produces them. Fields inside structs stay as they are: the reader decodes those as written, and
+/// asking for views there would cast every struct of every batch.
 fn with_view_types(schema: &Schema) -> Schema {
-    fn view(data_type: &DataType) -> DataType {
-        match data_type {
-            DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
-            DataType::Binary | DataType::LargeBinary => DataType::BinaryView,
-            DataType::Struct(fields) => DataType::Struct(
-                fields.iter().map(|f| Arc::new(f.as_ref().clone().with_data_type(view(f.data_type())))).collect(),
-            ),
-            other => other.clone(),
-        }
-    }
+    let view = |data_type: &DataType| match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
+        DataType::Binary | DataType::LargeBinary => DataType::BinaryView,
+        other => other.clone(),
+    };
     Schema::new(
         schema
             .fields()

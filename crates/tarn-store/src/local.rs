@@ -1,6 +1,6 @@
 //! A local directory as an object store: keys are relative paths.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -67,16 +67,26 @@ impl LocalStore {
     }
 
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        let store = self.clone();
+        let key = key.to_owned();
+        blocking(move || Ok(store.read_ranges_now(&key, &[range])?.remove(0))).await
+    }
+
+    /// The bytes of each of `ranges` of `key`, read on the calling thread with one open of the
+    /// file. For callers whose thread may block on a short local read (the query runtime);
+    /// async code elsewhere uses [`LocalStore::get_range`].
+    pub fn read_ranges_now(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        use std::os::unix::fs::FileExt;
         let path = self.path(key);
-        blocking(move || {
-            let mut f = std::fs::File::open(&path).map_err(Self::io("read", &path))?;
-            let mut buf = vec![0; (range.end - range.start) as usize];
-            f.seek(SeekFrom::Start(range.start))
-                .and_then(|_| f.read_exact(&mut buf))
-                .map_err(Self::io("read", &path))?;
-            Ok(Bytes::from(buf))
-        })
-        .await
+        let f = std::fs::File::open(&path).map_err(Self::io("read", &path))?;
+        ranges
+            .iter()
+            .map(|range| {
+                let mut buf = vec![0; (range.end - range.start) as usize];
+                f.read_exact_at(&mut buf, range.start).map_err(Self::io("read", &path))?;
+                Ok(Bytes::from(buf))
+            })
+            .collect()
     }
 
     pub async fn head(&self, key: &str) -> Result<Option<u64>> {
