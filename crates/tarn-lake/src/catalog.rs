@@ -28,6 +28,8 @@ pub struct Lake {
     pub(crate) catalog: SqlCatalog,
     dir: PathBuf,
     store: Store,
+    /// A connection of its own for [`Lake::listing`], opened on first use and kept.
+    pub(crate) listing_connection: tokio::sync::Mutex<Option<sqlx::SqliteConnection>>,
 }
 
 impl Lake {
@@ -52,7 +54,7 @@ impl Lake {
             (SQL_CATALOG_PROP_BIND_STYLE.to_string(), SqlBindStyle::QMark.to_string()),
         ]);
         let catalog = SqlCatalogBuilder::default().with_storage_factory(factory).load(CATALOG_NAME, props).await?;
-        Ok(Lake { catalog, dir, store })
+        Ok(Lake { catalog, dir, store, listing_connection: Default::default() })
     }
 
     /// The directory of the catalog.

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::Result;
 use crate::catalog::Lake;
 use crate::hive::{below_data, partition_pairs};
-use crate::view::{ManifestCache, view_of};
+use crate::view::{MetadataCache, view_of};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableDescription {
@@ -84,7 +84,7 @@ impl Lake {
         &self,
         namespace: &str,
         name: &str,
-        cache: &ManifestCache,
+        cache: &MetadataCache,
     ) -> Result<Option<TableDescription>> {
         let Some(table) = self.existing(namespace, name).await? else { return Ok(None) };
         let view = view_of(namespace, name, &table, cache).await?;

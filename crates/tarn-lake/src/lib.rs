@@ -33,7 +33,7 @@ pub use describe::{ColumnDescription, PartitionDescription, SnapshotDescription,
 pub use expire::Expired;
 pub use schema::{MissingColumn, from_iceberg_schema, missing_columns, to_iceberg_schema};
 pub use tarn_store::Store;
-pub use view::{LiveFile, ManifestCache, TableView};
+pub use view::{Listing, LiveFile, MetadataCache, TableView};
 pub use write::{
     COMPRESSION_PROPERTY, NewTable, PartitionColumn, PartitionTransform, TableWriter, lake_schema, lake_type,
     table_compression,

@@ -53,14 +53,17 @@ pub struct TableView {
     pub identity_partitions: Vec<String>,
 }
 
-/// Manifests never change once written, so their live files are kept by path across queries.
+/// What never changes once written, kept across queries: the live files of each manifest (by
+/// path) and the view of each metadata file (by its location; a commit writes a new one).
 #[derive(Default)]
-pub struct ManifestCache {
+pub struct MetadataCache {
     files: Mutex<HashMap<String, Arc<Vec<LiveFile>>>>,
+    views: Mutex<HashMap<String, Arc<TableView>>>,
 }
 
-impl ManifestCache {
+impl MetadataCache {
     const MAX_MANIFESTS: usize = 100_000;
+    const MAX_VIEWS: usize = 10_000;
 
     fn get(&self, path: &str) -> Option<Arc<Vec<LiveFile>>> {
         self.files.lock().unwrap_or_else(|p| p.into_inner()).get(path).cloned()
@@ -73,6 +76,26 @@ impl ManifestCache {
         }
         map.insert(path.to_owned(), files);
     }
+
+    fn view(&self, metadata_location: &str) -> Option<Arc<TableView>> {
+        self.views.lock().unwrap_or_else(|p| p.into_inner()).get(metadata_location).cloned()
+    }
+
+    fn put_view(&self, metadata_location: &str, view: Arc<TableView>) {
+        let mut map = self.views.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= Self::MAX_VIEWS {
+            map.clear();
+        }
+        map.insert(metadata_location.to_owned(), view);
+    }
+}
+
+/// The catalog's namespaces and tables at one moment, each table with the location of its current
+/// metadata file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// namespace → table → metadata location; namespaces without tables map to nothing.
+    pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 fn without_metadata(schema: &Schema) -> Schema {
@@ -110,8 +133,71 @@ impl Lake {
         Ok(names)
     }
 
+    /// Every namespace and table of the catalog with where its metadata is: one read of the
+    /// catalog (the same tables pyiceberg's SQL catalog keeps), on a connection kept open for it.
+    pub async fn listing(&self) -> Result<Listing> {
+        use sqlx::{Connection, Row};
+        let failed = |e: sqlx::Error| Error::Other(format!("cannot list the catalog's tables: {e}"));
+        let mut connection = self.listing_connection.lock().await;
+        if connection.is_none() {
+            let url = format!("sqlite:{}?mode=ro", self.dir().join("catalog.db").display());
+            *connection = Some(sqlx::SqliteConnection::connect(&url).await.map_err(failed)?);
+        }
+        let Some(conn) = connection.as_mut() else { unreachable!("opened above") };
+        let rows = sqlx::query(
+            "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables \
+             WHERE catalog_name = ? AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) \
+             UNION ALL SELECT DISTINCT namespace, NULL, NULL FROM iceberg_namespace_properties WHERE catalog_name = ?",
+        )
+        .bind(crate::catalog::CATALOG_NAME)
+        .bind(crate::catalog::CATALOG_NAME)
+        .fetch_all(&mut *conn)
+        .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                // A broken connection is opened again on the next call.
+                *connection = None;
+                return Err(failed(e));
+            }
+        };
+        let mut listing = Listing::default();
+        for row in rows {
+            let namespace: String = row.try_get(0).map_err(failed)?;
+            let tables = listing.namespaces.entry(namespace).or_default();
+            let table: Option<String> = row.try_get(1).map_err(failed)?;
+            let location: Option<String> = row.try_get(2).map_err(failed)?;
+            if let (Some(table), Some(location)) = (table, location) {
+                tables.insert(table, location);
+            }
+        }
+        Ok(listing)
+    }
+
+    /// The snapshot of `namespace.name` whose metadata file is `metadata_location` (as a
+    /// [`Listing`] gives it), from `cache` when that file was read before. `None` if the table
+    /// is gone.
+    pub async fn view_at(
+        &self,
+        namespace: &str,
+        name: &str,
+        metadata_location: &str,
+        cache: &MetadataCache,
+    ) -> Result<Option<Arc<TableView>>> {
+        if let Some(view) = cache.view(metadata_location) {
+            return Ok(Some(view));
+        }
+        let Some(table) = self.existing(namespace, name).await? else { return Ok(None) };
+        let view = Arc::new(view_of(namespace, name, &table, cache).await?);
+        // Under the location actually read (newer than the listing's if a commit came between).
+        if let Some(location) = table.metadata_location() {
+            cache.put_view(location, view.clone());
+        }
+        Ok(Some(view))
+    }
+
     /// The current snapshot of `namespace.name`, or `None` if there is no such table.
-    pub async fn view(&self, namespace: &str, name: &str, cache: &ManifestCache) -> Result<Option<TableView>> {
+    pub async fn view(&self, namespace: &str, name: &str, cache: &MetadataCache) -> Result<Option<TableView>> {
         let Some(table) = self.existing(namespace, name).await? else { return Ok(None) };
         view_of(namespace, name, &table, cache).await.map(Some)
     }
@@ -122,7 +208,7 @@ pub(crate) async fn view_of(
     namespace: &str,
     name: &str,
     table: &iceberg::table::Table,
-    cache: &ManifestCache,
+    cache: &MetadataCache,
 ) -> Result<TableView> {
     let metadata = table.metadata();
     let arrow = iceberg::arrow::schema_to_arrow_schema(metadata.current_schema())?;

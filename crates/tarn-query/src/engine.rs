@@ -14,7 +14,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreUrl};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
-use tarn_lake::{Lake, LiveFile, ManifestCache, TableDescription, TableView};
+use tarn_lake::{Lake, LiveFile, MetadataCache, TableDescription, TableView};
 
 use crate::scan_store::{LAKE_URL, ScanStore};
 use crate::statement::{Statement, classify};
@@ -114,7 +114,7 @@ pub struct Engine {
     /// Memory pool, spill files and the Parquet metadata cache, shared by every query (each
     /// query gets its own byte-counting reader of the lake beside them).
     runtime: Arc<RuntimeEnv>,
-    manifests: Arc<ManifestCache>,
+    metadata: Arc<MetadataCache>,
     tail: Option<Arc<dyn TailSource>>,
     pub(crate) config: EngineConfig,
 }
@@ -123,11 +123,13 @@ pub struct Engine {
 /// reference sees the same snapshot.
 struct QueryTables {
     lake: Arc<Lake>,
-    manifests: Arc<ManifestCache>,
+    metadata: Arc<MetadataCache>,
     tail: Option<Arc<dyn TailSource>>,
     scan: Arc<ScanStore>,
     counters: Arc<ScanCounters>,
     loaded: Mutex<HashMap<(String, String), Arc<LakeTable>>>,
+    /// Each Iceberg table's metadata file as the catalog named it when the query started.
+    locations: HashMap<(String, String), String>,
     /// The crawler's tables, read once when the session starts.
     crawled: HashMap<(String, String), tarn_crawl::CrawledTable>,
 }
@@ -138,11 +140,14 @@ impl QueryTables {
         if let Some(t) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(Some(t.clone()));
         }
-        let view = self
-            .lake
-            .view(namespace, name, &self.manifests)
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let view = match self.locations.get(&key) {
+            Some(location) => self
+                .lake
+                .view_at(namespace, name, location, &self.metadata)
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+            None => None,
+        };
         let Some(view) = view else { return self.load_crawled(namespace, name, key) };
         let tail = match &self.tail {
             Some(source) => source.tail(&view).await.map_err(|e| {
@@ -230,7 +235,7 @@ impl SchemaProvider for LakeSchema {
 impl Engine {
     pub fn new(lake: Arc<Lake>, tail: Option<Arc<dyn TailSource>>, config: EngineConfig) -> Engine {
         let runtime = RuntimeEnvBuilder::new().build_arc().expect("the default runtime environment builds");
-        Engine { lake, runtime, manifests: Arc::default(), tail, config }
+        Engine { lake, runtime, metadata: Arc::default(), tail, config }
     }
 
     pub fn lake(&self) -> &Arc<Lake> {
@@ -240,7 +245,7 @@ impl Engine {
     /// `namespace.name` as `tarn describe` shows it (sharing the queries' manifest cache).
     pub async fn describe(&self, namespace: &str, name: &str) -> Result<Option<TableDescription>, QueryError> {
         self.lake
-            .describe(namespace, name, &self.manifests)
+            .describe(namespace, name, &self.metadata)
             .await
             .map_err(|e| QueryError::Internal(format!("cannot describe {namespace}.{name}: {e}")))
     }
@@ -315,22 +320,28 @@ impl Engine {
             .into_iter()
             .map(|t| ((t.namespace.clone(), t.name.clone()), t))
             .collect();
+        let listing =
+            self.lake.listing().await.map_err(|e| QueryError::Internal(format!("cannot read the catalog: {e}")))?;
+        let mut names: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let mut locations = HashMap::new();
+        for (namespace, tables) in listing.namespaces {
+            let list = names.entry(namespace.clone()).or_default();
+            for (name, location) in tables {
+                list.push(name.clone());
+                locations.insert((namespace.clone(), name), location);
+            }
+        }
         let tables = Arc::new(QueryTables {
             lake: self.lake.clone(),
-            manifests: self.manifests.clone(),
+            metadata: self.metadata.clone(),
             tail: if self.config.include_tail { self.tail.clone() } else { None },
             scan,
             counters,
             loaded: Mutex::default(),
+            locations,
             crawled,
         });
         let catalog = MemoryCatalogProvider::new();
-        let lake_error = |e: tarn_lake::Error| QueryError::Internal(format!("cannot read the catalog: {e}"));
-        let mut names: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for namespace in self.lake.namespaces().await.map_err(lake_error)? {
-            let tables = self.lake.tables(&namespace).await.map_err(lake_error)?;
-            names.insert(namespace, tables);
-        }
         // Crawled tables beside the Iceberg ones (an Iceberg table of the same name wins).
         for (namespace, name) in tables.crawled.keys() {
             let list = names.entry(namespace.clone()).or_default();

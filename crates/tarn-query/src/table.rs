@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::common::stats::Precision;
+use datafusion::common::{DFSchema, Result, ScalarValue, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -55,6 +56,8 @@ pub struct ScanCounters {
 struct File {
     key: String,
     size: u64,
+    /// From the table's metadata (Iceberg manifests record it); unknown for crawled files.
+    rows: Option<u64>,
     /// Values of the Hive folder columns.
     partition: Vec<Option<String>>,
     /// Values of the identity partition columns (as text), empty if unknown.
@@ -146,7 +149,9 @@ impl LakeTable {
                 })
                 .collect::<Option<Vec<_>>>()
                 .unwrap_or_default();
-            files.push(File { key: key.to_owned(), size: f.size, partition, identity });
+            // Only an Iceberg snapshot's manifests count rows; a crawled file's count is unknown.
+            let rows = view.snapshot_id.map(|_| f.rows);
+            files.push(File { key: key.to_owned(), size: f.size, rows, partition, identity });
         }
         let tail = tail
             .into_iter()
@@ -159,6 +164,20 @@ impl LakeTable {
     pub fn with_text_files(mut self, format: FileFormat, store: Arc<ScanStore>) -> LakeTable {
         self.text = Some((format, store));
         self
+    }
+
+    /// What the metadata tells about a scan of `files` before any is opened: their rows (exact
+    /// when every file's count is known, which lets `count(*)` be answered from the manifests)
+    /// and bytes.
+    fn statistics(&self, files: &[File]) -> Statistics {
+        let mut statistics = Statistics::new_unknown(&self.schema);
+        let rows: Option<u64> = files.iter().map(|f| f.rows).sum();
+        if let Some(rows) = rows.and_then(|r| usize::try_from(r).ok()) {
+            statistics.num_rows = Precision::Exact(rows);
+        }
+        let bytes: u64 = files.iter().map(|f| f.size).sum();
+        statistics.total_byte_size = Precision::Inexact(usize::try_from(bytes).unwrap_or(usize::MAX));
+        statistics
     }
 
     /// The files whose partition values pass every filter that only names partition columns
@@ -394,6 +413,7 @@ impl TableProvider for LakeTable {
             let exec = StreamingTableExec::try_new(self.schema.clone(), partitions, projection, [], false, limit)?;
             inputs.push(Arc::new(exec));
         } else if !files.is_empty() {
+            let statistics = self.statistics(&files);
             let groups = balance(files, state.config().target_partitions())
                 .into_iter()
                 .map(|g| {
@@ -418,6 +438,7 @@ impl TableProvider for LakeTable {
                 .with_table_parquet_options(state.table_options().parquet.clone())
                 .with_parquet_file_reader_factory(Arc::new(reader));
             let config = FileScanConfigBuilder::new(url, Arc::new(source))
+                .with_statistics(statistics)
                 .with_file_groups(groups)
                 .with_projection_indices(projection.cloned())?
                 .with_limit(limit)

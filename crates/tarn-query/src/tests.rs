@@ -161,6 +161,44 @@ async fn the_tail_of_a_segment_is_read_beside_its_files() {
 }
 
 #[tokio::test]
+async fn count_comes_from_the_manifests_and_each_commit_is_seen_by_the_next_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path()).await.unwrap();
+    let mut schema = TableSchema::default();
+    let rows = batch(&vehicles(0, 10), &mut schema);
+    let table = lake.table("raw", "t", &schema).await.unwrap();
+    let group = FileGroup { folder: "year=2026/month=11/day=22/hour=09".into(), batches: vec![rows] };
+    lake.append(&table, &[group], &BTreeMap::new(), Compression::Snappy, "a").await.unwrap();
+    let tail = batch(&[r#"{"Id":100,"Vendor":"v9"}"#.to_string()], &mut TableSchema::default());
+    let tail = TailBatch { folder: "year=2026/month=11/day=22/hour=10".into(), batch: tail };
+    let engine = engine(lake, Some(Arc::new(FixedTail(vec![tail]))));
+
+    let count = engine.query("SELECT count(*) FROM raw.t").await.unwrap();
+    assert_eq!(int(&count, 0, 0), Some(11), "the file's rows and the tail's");
+    let plan = engine.query("EXPLAIN SELECT count(*) FROM raw.t").await.unwrap();
+    let text = String::from_utf8(render(&plan, Format::Table).unwrap()).unwrap();
+    assert!(!text.contains("DataSourceExec"), "count(*) should need no file: {text}");
+    let filtered = engine.query("SELECT count(*) FROM raw.t WHERE vendor = 'v1'").await.unwrap();
+    assert_eq!(int(&filtered, 0, 0), Some(3), "a filtered count reads the files");
+
+    // Another commit (as delivery makes while queries run): the next query sees it.
+    let lake = engine.lake().clone();
+    let table = lake.table("raw", "t", &schema).await.unwrap();
+    let more = batch(&vehicles(10, 5), &mut schema);
+    let group = FileGroup { folder: "year=2026/month=11/day=22/hour=11".into(), batches: vec![more] };
+    lake.append(&table, &[group], &BTreeMap::new(), Compression::Snappy, "b").await.unwrap();
+    let count = engine.query("SELECT count(*), max(id) FROM raw.t WHERE id < 100").await.unwrap();
+    assert_eq!((int(&count, 0, 0), int(&count, 0, 1)), (Some(15), Some(14)));
+    let count = engine.query("SELECT count(*) FROM raw.t").await.unwrap();
+    assert_eq!(int(&count, 0, 0), Some(16));
+    // A table made by someone else's commit to the catalog appears, and one dropped goes away.
+    lake.table("other", "fresh", &schema).await.unwrap();
+    assert_eq!(int(&engine.query("SELECT count(*) FROM other.fresh").await.unwrap(), 0, 0), Some(0));
+    engine.query("DROP TABLE other.fresh").await.unwrap();
+    assert!(user_error(&engine, "SELECT * FROM other.fresh").await.contains("fresh"));
+}
+
+#[tokio::test]
 async fn statements_that_change_or_leave_the_lake_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(Lake::open(dir.path()).await.unwrap(), None);
