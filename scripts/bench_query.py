@@ -42,9 +42,10 @@ layer = "raw"
 name = "vehicles"
 shards = 4
 [segments.delivery]
-interval_seconds = 5
+interval_seconds = 10
 size_mib = 64
 partition_time_field = "EventTime"
+compact_min_files = 2
 """
 
 QUERIES = [

@@ -9,17 +9,22 @@ use std::time::Instant;
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::MemoryCatalogProviderList;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::DataFusionError;
-use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreUrl};
-use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::SessionState;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use tarn_lake::{Lake, LiveFile, MetadataCache, TableDescription, TableView};
 
 use crate::scan_store::{LAKE_URL, ScanStore};
 use crate::statement::{Statement, classify};
+use crate::struct_reads::NarrowStructReads;
 use crate::table::{LakeTable, ScanCounters, TailBatch};
 use crate::write::Written;
+use crate::yield_points::JoinsYield;
 
 /// The catalog name SQL may spell out (`tarn.layer.table`); `layer.table` is enough.
 pub const CATALOG: &str = "tarn";
@@ -111,9 +116,11 @@ impl From<DataFusionError> for QueryError {
 /// Runs SQL over the lake.
 pub struct Engine {
     lake: Arc<Lake>,
-    /// Memory pool, spill files and the Parquet metadata cache, shared by every query (each
-    /// query gets its own byte-counting reader of the lake beside them).
-    runtime: Arc<RuntimeEnv>,
+    /// What every query's session starts from (a copy is cheaper than building one): the
+    /// settings, Tarn's optimizer rules, and the runtime with the memory pool, spill files and
+    /// the Parquet metadata cache that all queries share. Each query reads the lake through its
+    /// own byte-counting `ScanStore`, which its tables hold.
+    template: SessionState,
     metadata: Arc<MetadataCache>,
     tail: Option<Arc<dyn TailSource>>,
     pub(crate) config: EngineConfig,
@@ -189,7 +196,7 @@ impl QueryTables {
         };
         let mut table = LakeTable::new(&view, &self.scan, store, Vec::new(), self.counters.clone())?;
         if crawled.format != tarn_crawl::FileFormat::Parquet {
-            table = table.with_text_files(crawled.format, self.scan.clone());
+            table = table.with_text_files(crawled.format);
         }
         let table = Arc::new(table);
         self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(key, table.clone());
@@ -234,8 +241,8 @@ impl SchemaProvider for LakeSchema {
 
 impl Engine {
     pub fn new(lake: Arc<Lake>, tail: Option<Arc<dyn TailSource>>, config: EngineConfig) -> Engine {
-        let runtime = RuntimeEnvBuilder::new().build_arc().expect("the default runtime environment builds");
-        Engine { lake, runtime, metadata: Arc::default(), tail, config }
+        let template = session_template(&lake, &config);
+        Engine { lake, template, metadata: Arc::default(), tail, config }
     }
 
     pub fn lake(&self) -> &Arc<Lake> {
@@ -299,22 +306,11 @@ impl Engine {
         counters: Arc<ScanCounters>,
         default_schema: &str,
     ) -> Result<SessionContext, QueryError> {
-        let mut config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema(CATALOG, default_schema)
-            .with_target_partitions(self.config.target_partitions);
-        // Filters are applied while decoding (late materialization), not after whole batches.
-        config.options_mut().execution.parquet.pushdown_filters = true;
-        config.options_mut().execution.parquet.reorder_filters = true;
-        let runtime = RuntimeEnv {
-            memory_pool: self.runtime.memory_pool.clone(),
-            disk_manager: self.runtime.disk_manager.clone(),
-            cache_manager: self.runtime.cache_manager.clone(),
-            object_store_registry: Arc::new(DefaultObjectStoreRegistry::new()),
-        };
-        let ctx = SessionContext::new_with_config_rt(config, Arc::new(runtime));
-        let url = ObjectStoreUrl::parse(LAKE_URL)?;
-        ctx.register_object_store(url.as_ref(), scan.clone());
+        let mut state = self.template.clone();
+        state.config_mut().options_mut().catalog.default_schema = default_schema.to_owned();
+        // The copy shares the template's catalog list: this query's catalog goes into its own.
+        state.register_catalog_list(Arc::new(MemoryCatalogProviderList::new()));
+        let ctx = SessionContext::new_with_state(state);
         let crawled: HashMap<(String, String), tarn_crawl::CrawledTable> = tarn_crawl::load_all(self.lake.dir())
             .map_err(|e| QueryError::Internal(format!("cannot read the crawled tables: {e}")))?
             .into_iter()
@@ -363,6 +359,30 @@ impl Engine {
         ctx.register_catalog(ATHENA_CATALOG, catalog);
         Ok(ctx)
     }
+}
+
+/// The session every query copies (see [`Engine`]'s `template`).
+fn session_template(lake: &Lake, config: &EngineConfig) -> SessionState {
+    let mut options = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema(CATALOG, "default")
+        .with_create_default_catalog_and_schema(false)
+        .with_target_partitions(config.target_partitions);
+    // Filters are applied while decoding (late materialization), not after whole batches.
+    options.options_mut().execution.parquet.pushdown_filters = true;
+    options.options_mut().execution.parquet.reorder_filters = true;
+    let runtime = RuntimeEnvBuilder::new().build_arc().expect("the default runtime environment builds");
+    // DataFusion looks the scans' store up by URL; the Parquet reads themselves go through the
+    // reader each table makes from its query's `ScanStore`, which counts the bytes.
+    let url = ObjectStoreUrl::parse(LAKE_URL).expect("LAKE_URL is a URL");
+    runtime.register_object_store(url.as_ref(), Arc::new(ScanStore::new(lake.store().clone())));
+    SessionStateBuilder::new()
+        .with_config(options)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_optimizer_rule(Arc::new(NarrowStructReads))
+        .with_physical_optimizer_rule(Arc::new(JoinsYield))
+        .build()
 }
 
 impl Stats {

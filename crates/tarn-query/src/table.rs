@@ -4,12 +4,13 @@
 //! opened, and DataFusion prunes row groups and pages of the rest by their statistics.
 
 use std::any::Any;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::stats::Precision;
 use datafusion::common::{DFSchema, Result, ScalarValue, Statistics};
@@ -17,7 +18,9 @@ use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileScanConfigBuilder, ParquetFileReaderFactory, ParquetSource,
+};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -33,6 +36,7 @@ use tarn_crawl::FileFormat;
 use tarn_lake::TableView;
 
 use crate::scan_store::{LAKE_URL, ScanStore};
+use crate::struct_reads::{StructLeaves, StructLeavesReaderFactory};
 use tarn_lake::hive::{self, below_data};
 
 /// Rows of a segment not yet in the table, in the table's data columns, with the folder their
@@ -64,7 +68,7 @@ struct File {
     identity: Vec<Option<String>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LakeTable {
     /// Data columns, then partition columns.
     schema: SchemaRef,
@@ -75,8 +79,12 @@ pub struct LakeTable {
     files: Vec<File>,
     tail: Vec<RecordBatch>,
     counters: Arc<ScanCounters>,
-    /// For a crawled table of JSON or CSV files: their format and the reader of the lake.
-    text: Option<(FileFormat, Arc<ScanStore>)>,
+    /// The query's reader of the lake (counting the bytes it returns).
+    store: Arc<ScanStore>,
+    /// For a crawled table of JSON or CSV files: their format.
+    text: Option<FileFormat>,
+    /// Struct columns of which the query reads only these fields (see `struct_reads`).
+    struct_leaves: Option<Arc<StructLeaves>>,
 }
 
 /// Everything of `path` after the table's `data/` folder.
@@ -84,7 +92,7 @@ impl LakeTable {
     /// The table of `view`, its files read through `store`, with `tail` after its checkpoint.
     pub fn new(
         view: &TableView,
-        store: &ScanStore,
+        store: &Arc<ScanStore>,
         lake: &tarn_store::Store,
         tail: Vec<TailBatch>,
         counters: Arc<ScanCounters>,
@@ -157,13 +165,49 @@ impl LakeTable {
             .into_iter()
             .map(|t| with_partition_columns(&t, &partition_cols, &schema))
             .collect::<Result<Vec<_>>>()?;
-        Ok(LakeTable { schema, data_schema, partition_fields, identity_fields, files, tail, counters, text: None })
+        Ok(LakeTable {
+            schema,
+            data_schema,
+            partition_fields,
+            identity_fields,
+            files,
+            tail,
+            counters,
+            store: store.clone(),
+            text: None,
+            struct_leaves: None,
+        })
     }
 
-    /// The table's files are JSON lines or CSV (a crawled table), read through `store`.
-    pub fn with_text_files(mut self, format: FileFormat, store: Arc<ScanStore>) -> LakeTable {
-        self.text = Some((format, store));
+    /// The table's files are JSON lines or CSV (a crawled table).
+    pub fn with_text_files(mut self, format: FileFormat) -> LakeTable {
+        self.text = Some(format);
         self
+    }
+
+    /// This table with its Parquet files read only for `leaves`' fields of its struct columns
+    /// (see `struct_reads`); `None` when that changes nothing. A column is left whole where a
+    /// path names no field of it, or where a field left out could not be filled with nulls (it is
+    /// not nullable).
+    pub(crate) fn with_struct_leaves(&self, leaves: &StructLeaves) -> Option<LakeTable> {
+        if self.text.is_some() || self.files.is_empty() {
+            return None;
+        }
+        let mut mine = StructLeaves::new();
+        for (column, paths) in leaves {
+            let Ok(field) = self.data_schema.field_with_name(column) else { continue };
+            let DataType::Struct(fields) = field.data_type() else { continue };
+            let Some(paths) = paths.iter().map(|p| struct_path(fields, p)).collect::<Option<BTreeSet<_>>>() else {
+                continue;
+            };
+            if !paths.is_empty() && omitted_are_nullable(fields, &paths, &mut Vec::new()) {
+                mine.insert(column.clone(), paths);
+            }
+        }
+        if mine.is_empty() || self.struct_leaves.as_deref() == Some(&mine) {
+            return None;
+        }
+        Some(LakeTable { struct_leaves: Some(Arc::new(mine)), ..self.clone() })
     }
 
     /// What the metadata tells about a scan of `files` before any is opened: their rows (exact
@@ -228,6 +272,38 @@ impl LakeTable {
         }
         Ok(self.files.iter().zip(keep).filter(|(_, k)| *k).map(|(f, _)| f.clone()).collect())
     }
+}
+
+/// `path` cut after its first field that is not a struct (a map or a list is read whole below
+/// it); `None` when a name is not a field.
+fn struct_path(fields: &Fields, path: &[String]) -> Option<Vec<String>> {
+    let mut cut = Vec::with_capacity(path.len());
+    let mut fields = fields;
+    for name in path {
+        let field = fields.iter().find(|f| f.name() == name)?;
+        cut.push(name.clone());
+        match field.data_type() {
+            DataType::Struct(inner) => fields = inner,
+            _ => break,
+        }
+    }
+    Some(cut)
+}
+
+/// Whether every field below `prefix` that none of `paths` reaches is nullable.
+fn omitted_are_nullable(fields: &Fields, paths: &BTreeSet<Vec<String>>, prefix: &mut Vec<String>) -> bool {
+    fields.iter().all(|field| {
+        prefix.push(field.name().clone());
+        let whole = paths.iter().any(|p| prefix.starts_with(p));
+        let below = paths.iter().any(|p| p.len() > prefix.len() && p.starts_with(prefix));
+        let ok = match field.data_type() {
+            _ if whole => true,
+            DataType::Struct(inner) if below => omitted_are_nullable(inner, paths, prefix),
+            _ => field.is_nullable(),
+        };
+        prefix.pop();
+        ok
+    })
 }
 
 /// `schema` with top-level strings and binaries as view types, as DataFusion's Parquet reader
@@ -394,7 +470,7 @@ impl TableProvider for LakeTable {
         self.counters.files_planned.fetch_add(files.len() as u64, Ordering::Relaxed);
         self.counters.files_pruned.fetch_add((self.files.len() - files.len()) as u64, Ordering::Relaxed);
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        if let Some((format, store)) = &self.text
+        if let Some(format) = self.text
             && !files.is_empty()
         {
             let partitions = balance(files, state.config().target_partitions())
@@ -402,8 +478,8 @@ impl TableProvider for LakeTable {
                 .map(|group| {
                     Arc::new(TextFiles {
                         files: group,
-                        format: *format,
-                        store: store.clone(),
+                        format,
+                        store: self.store.clone(),
                         schema: self.schema.clone(),
                         data_schema: self.data_schema.clone(),
                         batch_rows: state.config().batch_size(),
@@ -431,12 +507,16 @@ impl TableProvider for LakeTable {
             // Footers and page indexes are cached across queries (files never change once written).
             let url = ObjectStoreUrl::parse(LAKE_URL)?;
             let reader = CachedParquetFileReaderFactory::new(
-                state.runtime_env().object_store(&url)?,
+                self.store.clone(),
                 state.runtime_env().cache_manager.get_file_metadata_cache(),
             );
+            let reader: Arc<dyn ParquetFileReaderFactory> = match &self.struct_leaves {
+                Some(leaves) => Arc::new(StructLeavesReaderFactory { inner: Arc::new(reader), leaves: leaves.clone() }),
+                None => Arc::new(reader),
+            };
             let source = ParquetSource::new(table_schema)
                 .with_table_parquet_options(state.table_options().parquet.clone())
-                .with_parquet_file_reader_factory(Arc::new(reader));
+                .with_parquet_file_reader_factory(reader);
             let config = FileScanConfigBuilder::new(url, Arc::new(source))
                 .with_statistics(statistics)
                 .with_file_groups(groups)
