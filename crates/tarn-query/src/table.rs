@@ -210,6 +210,14 @@ impl LakeTable {
         Some(LakeTable { struct_leaves: Some(Arc::new(mine)), ..self.clone() })
     }
 
+    /// The bytes a scan with `filters` will read at most: its files left after partition
+    /// pruning, and the tail in memory.
+    pub(crate) fn planned_bytes(&self, state: &dyn Session, filters: &[Expr]) -> Result<u64> {
+        let files: u64 = self.prune(state, filters)?.iter().map(|f| f.size).sum();
+        let tail: usize = self.tail.iter().map(RecordBatch::get_array_memory_size).sum();
+        Ok(files + tail as u64)
+    }
+
     /// What the metadata tells about a scan of `files` before any is opened: their rows (exact
     /// when every file's count is known, which lets `count(*)` be answered from the manifests)
     /// and bytes.

@@ -93,6 +93,13 @@ async fn a_query_on_one_hour_of_a_day_reads_only_that_hours_files() {
     let plan = engine.query("EXPLAIN SELECT id FROM raw.vehicles WHERE hour = '05'").await.unwrap();
     let text = String::from_utf8(render(&plan, Format::Table).unwrap()).unwrap();
     assert!(text.contains("hour=05") && !text.contains("hour=06"), "{text}");
+    // So small a scan runs on one partition (the engine has two): no repartitioning, no merge.
+    let plan = engine
+        .query("EXPLAIN SELECT vendor, count(*) FROM raw.vehicles WHERE hour = '05' GROUP BY vendor")
+        .await
+        .unwrap();
+    let text = String::from_utf8(render(&plan, Format::Table).unwrap()).unwrap();
+    assert!(!text.contains("RepartitionExec") && !text.contains("partitions=2"), "{text}");
 }
 
 #[tokio::test]
