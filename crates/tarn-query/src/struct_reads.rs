@@ -72,7 +72,7 @@ fn field_access(expr: &Expr) -> Option<(&str, Vec<String>)> {
 #[derive(Default)]
 struct Uses {
     full: HashSet<String>,
-    paths: BTreeMap<String, BTreeSet<Vec<String>>>,
+    paths: StructLeaves,
 }
 
 impl Uses {
@@ -84,10 +84,7 @@ impl Uses {
                 return Ok(TreeNodeRecursion::Jump);
             }
             match e {
-                Expr::Column(c) => {
-                    self.full.insert(c.name.clone());
-                }
-                Expr::OuterReferenceColumn(_, c) => {
+                Expr::Column(c) | Expr::OuterReferenceColumn(_, c) => {
                     self.full.insert(c.name.clone());
                 }
                 // What a subquery returns is used whole by the expression around it.
