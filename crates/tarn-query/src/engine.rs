@@ -26,7 +26,7 @@ use tarn_lake::{Lake, LiveFile, MetadataCache, TableDescription, TableView};
 
 use crate::scan_store::{LAKE_URL, ScanStore};
 use crate::statement::{Statement, classify};
-use crate::struct_reads::NarrowStructReads;
+use crate::struct_reads::{NarrowStructReads, NarrowedFooters};
 use crate::table::{LakeTable, ScanCounters, TailBatch};
 use crate::write::Written;
 use crate::yield_points::JoinsYield;
@@ -401,7 +401,8 @@ fn session_template(lake: &Lake, config: &EngineConfig) -> SessionState {
         .with_information_schema(true)
         .with_default_catalog_and_schema(CATALOG, "default")
         .with_create_default_catalog_and_schema(false)
-        .with_target_partitions(config.target_partitions);
+        .with_target_partitions(config.target_partitions)
+        .with_extension(Arc::new(NarrowedFooters::default()));
     // Filters are applied while decoding (late materialization), not after whole batches.
     options.options_mut().execution.parquet.pushdown_filters = true;
     options.options_mut().execution.parquet.reorder_filters = true;

@@ -9,11 +9,13 @@
 //! - [`StructLeavesReaderFactory`]: the scan's Parquet reader hands DataFusion the file's footer
 //!   with the other leaves of those structs left out, so they are neither read nor decoded (and do
 //!   not count as bytes scanned). DataFusion then sees files whose structs lack those fields and
-//!   fills them with nulls, which nothing in the query looks at.
+//!   fills them with nulls, which nothing in the query looks at. Narrowed footers are kept across
+//!   queries in [`NarrowedFooters`] (decoding and re-encoding the footer's Arrow schema for every
+//!   file of every query was a few percent of a query's CPU).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use datafusion::arrow::datatypes::{DataType, Fields, Schema};
@@ -309,11 +311,58 @@ fn prune_arrow_schema(schema: &Schema, root: &TypePtr) -> Schema {
     Schema::new_with_metadata(prune(schema.fields(), root), schema.metadata().clone())
 }
 
-/// Opens a table's files through `inner`, their footers narrowed to `leaves`.
+/// Most narrowed footers [`NarrowedFooters`] keeps; when full it starts over.
+const NARROWED_FOOTERS_KEPT: usize = 4096;
+
+/// Footers already narrowed, by file and struct leaves, shared by all queries (an engine's session
+/// template carries it as a config extension). Files never change once written, and each entry
+/// keeps the footer it was narrowed from: it is used only while the metadata cache still hands out
+/// that same footer.
+#[derive(Debug, Default)]
+pub struct NarrowedFooters {
+    entries: Mutex<HashMap<(String, Arc<StructLeaves>), NarrowedFooter>>,
+}
+
+#[derive(Debug)]
+struct NarrowedFooter {
+    from: Arc<ParquetMetaData>,
+    /// `None`: narrowing leaves this file's footer as it is.
+    narrowed: Option<Arc<ParquetMetaData>>,
+}
+
+impl NarrowedFooters {
+    /// `metadata` of the file at `location` narrowed to `leaves`, from the cache when it holds it.
+    fn narrow(
+        &self,
+        location: &str,
+        leaves: &Arc<StructLeaves>,
+        metadata: Arc<ParquetMetaData>,
+    ) -> Result<Arc<ParquetMetaData>> {
+        let key = (location.to_owned(), leaves.clone());
+        {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(entry) = entries.get(&key).filter(|e| Arc::ptr_eq(&e.from, &metadata)) {
+                return Ok(entry.narrowed.clone().unwrap_or(metadata));
+            }
+        }
+        let narrowed = narrow_metadata(&metadata, leaves)?.map(Arc::new);
+        let answer = narrowed.clone().unwrap_or_else(|| metadata.clone());
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= NARROWED_FOOTERS_KEPT {
+            entries.clear();
+        }
+        entries.insert(key, NarrowedFooter { from: metadata, narrowed });
+        Ok(answer)
+    }
+}
+
+/// Opens a table's files through `inner`, their footers narrowed to `leaves` (through `footers`
+/// when the session has that cache).
 #[derive(Debug)]
 pub struct StructLeavesReaderFactory {
     pub inner: Arc<dyn ParquetFileReaderFactory>,
     pub leaves: Arc<StructLeaves>,
+    pub footers: Option<Arc<NarrowedFooters>>,
 }
 
 impl ParquetFileReaderFactory for StructLeavesReaderFactory {
@@ -324,14 +373,17 @@ impl ParquetFileReaderFactory for StructLeavesReaderFactory {
         metadata_size_hint: Option<usize>,
         metrics: &ExecutionPlanMetricsSet,
     ) -> Result<Box<dyn AsyncFileReader + Send>> {
+        let location = file.object_meta.location.to_string();
         let inner = self.inner.create_reader(partition_index, file, metadata_size_hint, metrics)?;
-        Ok(Box::new(StructLeavesReader { inner, leaves: self.leaves.clone() }))
+        Ok(Box::new(StructLeavesReader { inner, location, leaves: self.leaves.clone(), footers: self.footers.clone() }))
     }
 }
 
 struct StructLeavesReader {
     inner: Box<dyn AsyncFileReader + Send>,
+    location: String,
     leaves: Arc<StructLeaves>,
+    footers: Option<Arc<NarrowedFooters>>,
 }
 
 impl AsyncFileReader for StructLeavesReader {
@@ -352,12 +404,67 @@ impl AsyncFileReader for StructLeavesReader {
     ) -> BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let metadata = self.inner.get_metadata(options).await?;
-            match narrow_metadata(&metadata, &self.leaves) {
-                Ok(Some(narrowed)) => Ok(Arc::new(narrowed)),
-                Ok(None) => Ok(metadata),
-                Err(e) => Err(datafusion::parquet::errors::ParquetError::External(Box::new(e))),
-            }
+            let narrowed = match &self.footers {
+                Some(footers) => footers.narrow(&self.location, &self.leaves, metadata),
+                None => narrow_metadata(&metadata, &self.leaves).map(|n| n.map(Arc::new).unwrap_or(metadata)),
+            };
+            narrowed.map_err(|e| datafusion::parquet::errors::ParquetError::External(Box::new(e)))
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, StructArray};
+    use datafusion::arrow::datatypes::Field;
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::file::metadata::ParquetMetaDataReader;
+
+    /// The footer of a one-row file with `status: {engine: utf8, fuel: f64}`.
+    fn footer() -> Arc<ParquetMetaData> {
+        let status = StructArray::from(vec![
+            (Arc::new(Field::new("engine", DataType::Utf8, true)), Arc::new(StringArray::from(vec!["on"])) as ArrayRef),
+            (
+                Arc::new(Field::new("fuel", DataType::Float64, true)),
+                Arc::new(Float64Array::from(vec![1.5])) as ArrayRef,
+            ),
+        ]);
+        let batch = RecordBatch::try_from_iter([("status", Arc::new(status) as ArrayRef)]).unwrap();
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        Arc::new(ParquetMetaDataReader::new().parse_and_finish(&Bytes::from(bytes)).unwrap())
+    }
+
+    fn leaves(field: &str) -> Arc<StructLeaves> {
+        Arc::new(StructLeaves::from([("status".to_owned(), BTreeSet::from([vec![field.to_owned()]]))]))
+    }
+
+    fn leaf_names(metadata: &ParquetMetaData) -> Vec<String> {
+        metadata.file_metadata().schema_descr().columns().iter().map(|c| c.path().string()).collect()
+    }
+
+    #[test]
+    fn narrowed_footers_are_kept_per_file_and_fields_and_only_for_the_footer_they_came_from() {
+        let footers = NarrowedFooters::default();
+        let file = footer();
+        let fuel = footers.narrow("a.parquet", &leaves("fuel"), file.clone()).unwrap();
+        assert_eq!(leaf_names(&fuel), ["status.fuel"]);
+        // The same file and fields: the same narrowed footer, not a new one.
+        let again = footers.narrow("a.parquet", &leaves("fuel"), file.clone()).unwrap();
+        assert!(Arc::ptr_eq(&fuel, &again));
+        // Other fields of the same file are narrowed on their own.
+        let engine = footers.narrow("a.parquet", &leaves("engine"), file.clone()).unwrap();
+        assert_eq!(leaf_names(&engine), ["status.engine"]);
+        // A footer the metadata cache loaded anew (the old one evicted) is narrowed anew.
+        let reloaded = footers.narrow("a.parquet", &leaves("fuel"), footer()).unwrap();
+        assert!(!Arc::ptr_eq(&fuel, &reloaded));
+        assert_eq!(leaf_names(&reloaded), ["status.fuel"]);
+        // A field the file lacks keeps the struct whole, and that answer is the footer itself.
+        let whole = footers.narrow("a.parquet", &leaves("doors"), file.clone()).unwrap();
+        assert!(Arc::ptr_eq(&whole, &file));
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, StringViewArray, new_null_array};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::stats::Precision;
@@ -36,7 +36,7 @@ use tarn_crawl::FileFormat;
 use tarn_lake::TableView;
 
 use crate::scan_store::{LAKE_URL, ScanStore};
-use crate::struct_reads::{StructLeaves, StructLeavesReaderFactory};
+use crate::struct_reads::{NarrowedFooters, StructLeaves, StructLeavesReaderFactory};
 use tarn_lake::hive::{self, below_data};
 
 /// Rows of a segment not yet in the table, in the table's data columns, with the folder their
@@ -131,7 +131,7 @@ impl LakeTable {
             .map(|f| Arc::new(f.clone()))
             .collect();
         let partition_fields: Vec<FieldRef> =
-            partition_cols.iter().map(|c| Arc::new(Field::new(c, DataType::Utf8, true))).collect();
+            partition_cols.iter().map(|c| Arc::new(Field::new(c, DataType::Utf8View, true))).collect();
         let mut fields: Vec<FieldRef> = data_schema.fields().iter().cloned().collect();
         fields.extend(partition_fields.iter().cloned());
         let schema = Arc::new(Schema::new(fields));
@@ -253,7 +253,9 @@ impl LakeTable {
             return Ok(self.files.clone());
         }
         let mut columns: Vec<ArrayRef> = (0..self.partition_fields.len())
-            .map(|i| Arc::new(self.files.iter().map(|f| f.partition[i].clone()).collect::<StringArray>()) as ArrayRef)
+            .map(|i| {
+                Arc::new(self.files.iter().map(|f| f.partition[i].clone()).collect::<StringViewArray>()) as ArrayRef
+            })
             .collect();
         if identity_known {
             for (i, field) in self.identity_fields.iter().enumerate() {
@@ -346,7 +348,7 @@ fn with_partition_columns(tail: &TailBatch, partition_cols: &[String], schema: &
         columns.push(column);
     }
     for value in values {
-        columns.push(ScalarValue::Utf8(value).to_array_of_size(rows)?);
+        columns.push(ScalarValue::Utf8View(value).to_array_of_size(rows)?);
     }
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
@@ -395,7 +397,7 @@ impl TextFiles {
                     columns.push(datafusion::arrow::compute::cast(b.column(i), field.data_type())?);
                 }
                 for value in &file.partition {
-                    columns.push(ScalarValue::Utf8(value.clone()).to_array_of_size(rows)?);
+                    columns.push(ScalarValue::Utf8View(value.clone()).to_array_of_size(rows)?);
                 }
                 Ok(RecordBatch::try_new(schema.clone(), columns)?)
             })
@@ -505,7 +507,7 @@ impl TableProvider for LakeTable {
                         g.into_iter()
                             .map(|f| {
                                 PartitionedFile::new(f.key, f.size)
-                                    .with_partition_values(f.partition.into_iter().map(ScalarValue::Utf8).collect())
+                                    .with_partition_values(f.partition.into_iter().map(ScalarValue::Utf8View).collect())
                             })
                             .collect(),
                     )
@@ -519,7 +521,11 @@ impl TableProvider for LakeTable {
                 state.runtime_env().cache_manager.get_file_metadata_cache(),
             );
             let reader: Arc<dyn ParquetFileReaderFactory> = match &self.struct_leaves {
-                Some(leaves) => Arc::new(StructLeavesReaderFactory { inner: Arc::new(reader), leaves: leaves.clone() }),
+                Some(leaves) => Arc::new(StructLeavesReaderFactory {
+                    inner: Arc::new(reader),
+                    leaves: leaves.clone(),
+                    footers: state.config().get_extension::<NarrowedFooters>(),
+                }),
                 None => Arc::new(reader),
             };
             let source = ParquetSource::new(table_schema)
