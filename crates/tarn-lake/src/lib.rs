@@ -21,6 +21,7 @@ mod describe;
 mod expire;
 pub mod hive;
 mod io;
+mod partition_split;
 mod schema;
 mod view;
 mod write;

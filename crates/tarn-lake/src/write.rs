@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Fields, Schema as ArrowSchema, TimeUnit};
-use iceberg::arrow::{RecordBatchPartitionSplitter, arrow_schema_to_schema_auto_assign_ids};
+use iceberg::arrow::arrow_schema_to_schema_auto_assign_ids;
 use iceberg::spec::{DataFile, DataFileFormat, Struct, Transform, UnboundPartitionSpec};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
@@ -20,10 +20,10 @@ use iceberg::writer::partitioning::PartitioningWriter;
 use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use iceberg::{Catalog, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
-use parquet::file::properties::WriterProperties;
 
 use crate::append::{Compression, conform};
 use crate::catalog::Lake;
+use crate::partition_split::PartitionSplitter;
 use crate::{Error, Result};
 
 /// The Iceberg table property naming the Parquet codec of a table's data files.
@@ -299,7 +299,7 @@ enum Sink {
 }
 
 struct PartitionedSink {
-    splitter: RecordBatchPartitionSplitter,
+    splitter: PartitionSplitter,
     writer: FanoutWriter<FileWriterBuilder>,
 }
 
@@ -317,7 +317,7 @@ impl TableWriter {
     pub async fn new(table: &Table, file_prefix: &str, max_partitions: usize) -> Result<TableWriter> {
         let metadata = table.metadata();
         let schema = metadata.current_schema().clone();
-        let props = WriterProperties::builder().set_compression(table_compression(table).parquet()).build();
+        let props = crate::append::writer_properties(table_compression(table));
         let rolling = RollingFileWriterBuilder::new_with_default_file_size(
             ParquetWriterBuilder::new(props, schema.clone()),
             table.file_io().clone(),
@@ -329,7 +329,7 @@ impl TableWriter {
         let sink = if spec.is_unpartitioned() {
             Sink::Unpartitioned(Box::new(builder.build(None).await?))
         } else {
-            let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema, spec)?;
+            let splitter = PartitionSplitter::new(schema, spec)?;
             Sink::Partitioned(Box::new(PartitionedSink { splitter, writer: FanoutWriter::new(builder) }))
         };
         Ok(TableWriter { table: table.clone(), sink, partitions: HashSet::new(), max_partitions, rows: 0 })
