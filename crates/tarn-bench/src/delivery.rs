@@ -18,7 +18,7 @@ use bytes::Bytes;
 use tarn_lake::Store;
 
 use crate::Args;
-use crate::client::Signer;
+use crate::client::{HashedBody, Signer};
 use crate::report::Latencies;
 
 const STREAM: &str = "bench.vehicles";
@@ -98,12 +98,12 @@ async fn throughput(signer: &Arc<Signer>, args: &Args) -> anyhow::Result<()> {
     let stop_at = started + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
     for conn in 0..args.connections {
-        let (signer, body) = (signer.clone(), put_body(&records, conn as u64 * 1000));
+        let (signer, body) = (signer.clone(), HashedBody::new(put_body(&records, conn as u64 * 1000)));
         let (n, b) = (acked_records.clone(), acked_bytes.clone());
         let batch = args.batch as u64;
         tasks.push(tokio::spawn(async move {
             while Instant::now() < stop_at {
-                signer.call("PutRecords", body.clone()).await?;
+                signer.call_hashed("PutRecords", &body).await?;
                 n.fetch_add(batch, Ordering::Relaxed);
                 b.fetch_add(batch_bytes, Ordering::Relaxed);
             }
@@ -175,12 +175,12 @@ async fn freshness(signer: &Arc<Signer>, args: &Args, data_dir: &Path, store: &S
         tokio::spawn(async move {
             let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
             let records: Vec<String> = (0..100).map(|i| vehicle(i, now_ms)).collect();
-            let body = put_body(&records, 0);
+            let body = HashedBody::new(put_body(&records, 0));
             let mut next = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 tokio::time::sleep_until(next.into()).await;
                 next += every;
-                signer.call("PutRecords", body.clone()).await?;
+                signer.call_hashed("PutRecords", &body).await?;
             }
             Ok::<_, anyhow::Error>(())
         })

@@ -89,7 +89,11 @@ mod tests {
     const T: i64 = 1_795_330_800_000; // 2026-11-22T07:00:00Z
 
     fn pending(data: &str) -> Pending {
-        Pending { sequence_number: "1".into(), arrival_ms: T, data: Bytes::copy_from_slice(data.as_bytes()) }
+        Pending {
+            sequence_number: tarn_streams::SequenceNumber::of_record(7, 0, 1),
+            arrival_ms: T,
+            data: Bytes::copy_from_slice(data.as_bytes()),
+        }
     }
 
     #[test]

@@ -103,7 +103,7 @@ impl TailReader {
                 for r in &page.records {
                     bytes += r.data.len();
                     records.push(Pending {
-                        sequence_number: page.sequence(r.offset).to_string(),
+                        sequence_number: page.sequence(r.offset),
                         arrival_ms: r.arrival_ms,
                         data: r.data.clone(),
                     });

@@ -290,7 +290,7 @@ fn read_available(streams: &Streams, spec: &DeliverySpec, state: &mut State) -> 
             state.buffered_bytes += r.data.len();
             state.oldest_arrival_ms = Some(state.oldest_arrival_ms.map_or(r.arrival_ms, |o| o.min(r.arrival_ms)));
             state.buffer.push(Pending {
-                sequence_number: page.sequence(r.offset).to_string(),
+                sequence_number: page.sequence(r.offset),
                 arrival_ms: r.arrival_ms,
                 data: r.data.clone(),
             });

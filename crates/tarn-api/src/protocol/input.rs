@@ -5,6 +5,8 @@
 //! one `ValidationException`: `2 validation errors detected: Value null at 'streamName' failed to
 //! satisfy constraint: Member must not be null; ...`, with lowerCamel member paths.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -86,14 +88,23 @@ fn type_error(expected: &str, got: &Doc<'_>) -> ApiError {
 /// A view of one structure in the request, with the member path used in messages.
 pub struct Input<'d, 'a> {
     doc: &'d Doc<'a>,
-    prefix: String,
+    prefix: Prefix,
+}
+
+/// Where a structure sits in the request, rendered only when a message needs it (a PutRecords
+/// call reads 500 structures, and formatting each one's path cost more than reading it).
+enum Prefix {
+    /// Path text ending in `.`, or empty at the root.
+    Text(String),
+    /// Element `index` (1-based) of the list at `list`: `list.index.member.`.
+    Element { list: Arc<str>, index: usize },
 }
 
 impl<'d, 'a> Input<'d, 'a> {
     /// The request body's top-level structure.
     pub fn root(doc: &'d Doc<'a>) -> Result<Input<'d, 'a>, ApiError> {
         match doc {
-            Doc::Map(_) => Ok(Input { doc, prefix: String::new() }),
+            Doc::Map(_) => Ok(Input { doc, prefix: Prefix::Text(String::new()) }),
             other => {
                 Err(ApiError::serialization(format!("Start of structure or map expected, found {}", other.kind_name())))
             }
@@ -101,7 +112,10 @@ impl<'d, 'a> Input<'d, 'a> {
     }
 
     pub fn path(&self, member: &str) -> String {
-        format!("{}{}", self.prefix, lower_camel(member))
+        match &self.prefix {
+            Prefix::Text(prefix) => format!("{prefix}{}", lower_camel(member)),
+            Prefix::Element { list, index } => format!("{list}.{index}.member.{}", lower_camel(member)),
+        }
     }
 
     fn raw(&self, member: &str) -> Option<&'d Doc<'a>> {
@@ -127,21 +141,25 @@ impl<'d, 'a> Input<'d, 'a> {
         pattern: Option<Pattern>,
     ) -> Result<Option<&'d str>, ApiError> {
         let value = self.str(member)?;
-        let path = self.path(member);
+        let path = || self.path(member);
         match value {
-            None if required => v.add(None, &path, "Member must not be null"),
+            None if required => v.add(None, &path(), "Member must not be null"),
             None => {}
             Some(s) => {
                 let len = s.chars().count();
                 if len < min {
-                    v.add(Some(quote(s)), &path, format!("Member must have length greater than or equal to {min}"));
+                    v.add(Some(quote(s)), &path(), format!("Member must have length greater than or equal to {min}"));
                 } else if len > max {
-                    v.add(Some(quote(s)), &path, format!("Member must have length less than or equal to {max}"));
+                    v.add(Some(quote(s)), &path(), format!("Member must have length less than or equal to {max}"));
                 }
                 if let Some(p) = pattern
                     && !(p.matches)(s)
                 {
-                    v.add(Some(quote(s)), &path, format!("Member must satisfy regular expression pattern: {}", p.text));
+                    v.add(
+                        Some(quote(s)),
+                        &path(),
+                        format!("Member must satisfy regular expression pattern: {}", p.text),
+                    );
                 }
             }
         }
@@ -183,14 +201,14 @@ impl<'d, 'a> Input<'d, 'a> {
             Some(Doc::Float(f)) if f.is_finite() => Some(f.trunc() as i64),
             Some(other) => return Err(type_error("Integer", other)),
         };
-        let path = self.path(member);
+        let path = || self.path(member);
         match value {
-            None if required => v.add(None, &path, "Member must not be null"),
+            None if required => v.add(None, &path(), "Member must not be null"),
             Some(n) if n < min => {
-                v.add(Some(n.to_string()), &path, format!("Member must have value greater than or equal to {min}"))
+                v.add(Some(n.to_string()), &path(), format!("Member must have value greater than or equal to {min}"))
             }
             Some(n) if n > max => {
-                v.add(Some(n.to_string()), &path, format!("Member must have value less than or equal to {max}"))
+                v.add(Some(n.to_string()), &path(), format!("Member must have value less than or equal to {max}"))
             }
             _ => {}
         }
@@ -236,7 +254,7 @@ impl<'d, 'a> Input<'d, 'a> {
     pub fn structure(&self, member: &str) -> Result<Option<Input<'d, 'a>>, ApiError> {
         match self.raw(member) {
             None => Ok(None),
-            Some(doc @ Doc::Map(_)) => Ok(Some(Input { doc, prefix: format!("{}.", self.path(member)) })),
+            Some(doc @ Doc::Map(_)) => Ok(Some(Input { doc, prefix: Prefix::Text(format!("{}.", self.path(member))) })),
             Some(other) => Err(ApiError::serialization(format!(
                 "Start of structure or map found where not expected, at {}: {}",
                 self.path(member),
@@ -249,19 +267,22 @@ impl<'d, 'a> Input<'d, 'a> {
     pub fn list_of_structures(&self, member: &str) -> Result<Option<Vec<Input<'d, 'a>>>, ApiError> {
         match self.raw(member) {
             None => Ok(None),
-            Some(Doc::List(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, doc)| match doc {
-                    Doc::Map(_) => Ok(Input { doc, prefix: format!("{}.{}.member.", self.path(member), i + 1) }),
-                    other => Err(ApiError::serialization(format!(
-                        "Start of structure or map expected in list {}, found {}",
-                        self.path(member),
-                        other.kind_name()
-                    ))),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
+            Some(Doc::List(items)) => {
+                let list: Arc<str> = self.path(member).into();
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, doc)| match doc {
+                        Doc::Map(_) => Ok(Input { doc, prefix: Prefix::Element { list: list.clone(), index: i + 1 } }),
+                        other => Err(ApiError::serialization(format!(
+                            "Start of structure or map expected in list {}, found {}",
+                            self.path(member),
+                            other.kind_name()
+                        ))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some)
+            }
             Some(other) => Err(ApiError::serialization(format!("Expected list or null, found {}", other.kind_name()))),
         }
     }

@@ -1,8 +1,12 @@
 use super::*;
 use tarn_segments::partition_query::PartitionQuery;
 
+fn seq(n: u64) -> SequenceNumber {
+    SequenceNumber::of_record(7, 0, n)
+}
+
 fn pending(n: u64, arrival_ms: i64, json: &str) -> Pending {
-    Pending { sequence_number: n.to_string(), arrival_ms, data: Bytes::copy_from_slice(json.as_bytes()) }
+    Pending { sequence_number: seq(n), arrival_ms, data: Bytes::copy_from_slice(json.as_bytes()) }
 }
 
 const H7: i64 = 1_795_330_800_000; // 2026-11-22T07:00:00Z
@@ -47,10 +51,10 @@ fn unreadable_parts_become_error_documents_and_the_rest_is_delivered() {
     assert_eq!(p.rows, 2);
     let docs: Vec<&Value> = p.errors.values().flatten().collect();
     assert_eq!(docs.len(), 2);
-    assert_eq!(docs[0]["sequenceNumber"], "10");
+    assert_eq!(docs[0]["sequenceNumber"], seq(10).to_string());
     assert_eq!(docs[0]["rawData"], STANDARD.encode("not json"));
     assert_eq!(docs[0]["dataCatalogTable"]["tableName"], "raw.t");
-    assert_eq!(docs[1]["sequenceNumber"], "12");
+    assert_eq!(docs[1]["sequenceNumber"], seq(12).to_string());
     let folders = ["format-conversion-failed/2026/11/22/07", "format-conversion-failed/2026/11/22/08"];
     assert_eq!(p.errors.keys().collect::<Vec<_>>(), folders);
 }
@@ -96,7 +100,7 @@ fn without_a_rescue_column_conflicting_rows_go_to_the_error_output() {
     assert_eq!(p.rows, 2);
     let docs: Vec<&Value> = p.errors.values().flatten().collect();
     assert_eq!(docs.len(), 1);
-    assert_eq!(docs[0]["sequenceNumber"], "3");
+    assert_eq!(docs[0]["sequenceNumber"], seq(3).to_string());
     assert_eq!(docs[0]["rawData"], STANDARD.encode(r#"{"n":"x"}"#));
 }
 
@@ -237,14 +241,12 @@ fn rows_placed_by_record_fields_go_straight_to_the_same_folders_and_errors() {
 #[test]
 fn kpl_aggregated_records_become_one_row_per_user_record() {
     let agg = crate::kpl::tests::aggregate(&["k"], &[(0, br#"{"Id":1}"#), (0, br#"{"Id":2}"#), (0, b"oops")]);
-    let records = [
-        Pending { sequence_number: "5".into(), arrival_ms: H7, data: Bytes::from(agg) },
-        pending(6, H7, r#"{"Id":3}"#),
-    ];
+    let records =
+        [Pending { sequence_number: seq(5), arrival_ms: H7, data: Bytes::from(agg) }, pending(6, H7, r#"{"Id":3}"#)];
     let p = prepare(&records, &TableSchema::default(), &ConvertOptions::default(), "t", 0).unwrap();
     assert_eq!(p.rows, 3);
     let docs: Vec<&Value> = p.errors.values().flatten().collect();
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0]["rawData"], STANDARD.encode("oops"));
-    assert_eq!(docs[0]["sequenceNumber"], "5");
+    assert_eq!(docs[0]["sequenceNumber"], seq(5).to_string());
 }
