@@ -214,11 +214,18 @@ impl Lake {
     }
 }
 
+/// The data files of `table`'s current snapshot, by path (for tests).
+#[cfg(test)]
+pub(crate) async fn live_files(table: &Table) -> Vec<String> {
+    use futures_util::TryStreamExt;
+    let tasks = table.scan().build().unwrap().plan_files().await.unwrap();
+    tasks.map_ok(|t| t.data_file_path().to_owned()).try_collect().await.unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
-    use futures_util::TryStreamExt;
     use parquet::basic::Encoding;
     use parquet::file::metadata::ParquetMetaDataReader;
     use tarn_convert::{ConvertOptions, TableSchema, convert, evolve, split_payload};
@@ -256,17 +263,7 @@ mod tests {
         let group = [FileGroup { folder: String::new(), batches: vec![batch] }];
         let cp = BTreeMap::from([("s".to_string(), "1".to_string())]);
         let table = lake.append(&table, &group, &cp, Compression::Zstd, "f").await.unwrap();
-        let files: Vec<String> = table
-            .scan()
-            .build()
-            .unwrap()
-            .plan_files()
-            .await
-            .unwrap()
-            .map_ok(|t| t.data_file_path().to_owned())
-            .try_collect()
-            .await
-            .unwrap();
+        let files = live_files(&table).await;
         assert_eq!(files.len(), 1);
         let encodings = data_page_encodings(&files[0]);
         assert!(encodings["kind"].iter().all(|e| *e == Encoding::RLE_DICTIONARY), "{encodings:?}");

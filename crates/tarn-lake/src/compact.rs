@@ -413,17 +413,7 @@ mod tests {
         let current = table.metadata().current_snapshot().unwrap();
         assert_eq!(current.summary().operation, Operation::Replace);
         assert_eq!(lake.checkpoint("raw", "t").await.unwrap(), Some(cp.clone()), "the checkpoint stays");
-        let files: Vec<String> = table
-            .scan()
-            .build()
-            .unwrap()
-            .plan_files()
-            .await
-            .unwrap()
-            .map_ok(|t| t.data_file_path().to_owned())
-            .try_collect()
-            .await
-            .unwrap();
+        let files = crate::append::live_files(&table).await;
         assert_eq!(files.iter().filter(|f| f.contains("/hour=07/")).count(), 1);
         assert_eq!(files.iter().filter(|f| f.contains("/hour=08/")).count(), 1);
 

@@ -46,17 +46,6 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
     let results = ctx.streams.put_records(&name, &entries)?;
     let mut failed = 0usize;
     let (mut records_in, mut bytes_in) = (0u64, 0u64);
-    // Shard ids formatted once per shard, not per record.
-    let mut shard_ids: Vec<(u32, String)> = Vec::new();
-    let mut shard_id_of = |index: u32| -> String {
-        match shard_ids.iter().find(|(i, _)| *i == index) {
-            Some((_, id)) => id.clone(),
-            None => {
-                shard_ids.push((index, shard_id(index)));
-                shard_ids[shard_ids.len() - 1].1.clone()
-            }
-        }
-    };
     let out: Vec<Doc<'static>> = results
         .iter()
         .zip(&entries)
@@ -64,7 +53,7 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
             Ok(seq) => {
                 records_in += 1;
                 bytes_in += (e.data.len() + e.partition_key.len()) as u64;
-                Obj::new().put("SequenceNumber", seq.to_string()).put("ShardId", shard_id_of(seq.shard_index)).done()
+                Obj::new().put("SequenceNumber", seq.to_string()).put("ShardId", shard_id(seq.shard_index)).done()
             }
             Err(err) => {
                 failed += 1;
