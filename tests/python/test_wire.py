@@ -115,3 +115,59 @@ def test_cbor_round_trip_with_millisecond_timestamps(server):
 def test_oversized_request_is_refused(server):
     status, _, _ = call(server, "Kinesis_20131202.PutRecords", b"{" + b" " * (9 * 1024 * 1024) + b"}")
     assert status == 413
+
+
+def test_put_records_bodies_on_and_off_the_fast_path(server):
+    """Well-formed JSON PutRecords take a path without a document tree; everything else must
+    still be accepted or refused exactly as the general path does."""
+    import base64
+
+    name = "p-" + uuid.uuid4().hex[:8]
+    assert json_call(server, "CreateStream", {"StreamName": name, "ShardCount": 1})[0] == 200
+
+    def put(body):
+        status, _, out = call(server, "Kinesis_20131202.PutRecords", body.encode() if isinstance(body, str) else body)
+        return status, json.loads(out)
+
+    b64 = base64.b64encode
+    plain = {"StreamName": name, "Records": [{"Data": b64(b"\xff/one").decode(), "PartitionKey": "a"}]}
+    status, out = put(json.dumps(plain))
+    assert status == 200 and out["FailedRecordCount"] == 0 and out["EncryptionType"] == "NONE", out
+    assert out["Records"][0]["ShardId"] == "shardId-000000000000" and out["Records"][0]["SequenceNumber"].isdigit()
+    # Escaped slashes and an escaped key do not borrow from the body: the general path takes them.
+    escaped = json.dumps(plain).replace("/", "\\/").replace('"a"', '"\\u0062"')
+    assert "\\/" in escaped
+    status, out = put(escaped)
+    assert status == 200 and out["FailedRecordCount"] == 0, out
+    with_hash_key = {"StreamName": name, "Records": [{"Data": b64(b"three").decode(), "PartitionKey": "c", "ExplicitHashKey": "7"}]}
+    assert put(json.dumps(with_hash_key))[0] == 200
+
+    status, it = json_call(
+        server, "GetShardIterator", {"StreamName": name, "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}
+    )
+    status, page = json_call(server, "GetRecords", {"ShardIterator": it["ShardIterator"]})
+    got = [(base64.b64decode(r["Data"]), r["PartitionKey"]) for r in page["Records"]]
+    assert got == [(b"\xff/one", "a"), (b"\xff/one", "b"), (b"three", "c")], got
+
+    def refused(records, extra=None):
+        body = {"StreamName": name, "Records": records, **(extra or {})}
+        status, out = put(json.dumps(body))
+        assert status == 400, out
+        return out["__type"], out.get("message", "")
+
+    assert refused([{"Data": "bad base64!", "PartitionKey": "k"}])[0] == "SerializationException"
+    assert refused([{"Data": 5, "PartitionKey": "k"}])[0] == "SerializationException"
+    kind, message = refused([{"Data": "", "PartitionKey": ""}])
+    assert kind == "ValidationException" and "records.1.member.partitionKey" in message, message
+    kind, message = refused([{"Data": "", "PartitionKey": "k" * 257}])
+    assert kind == "ValidationException" and "less than or equal to 256" in message, message
+    kind, message = refused([{"Data": "", "PartitionKey": "k"}] * 501)
+    assert kind == "ValidationException" and "less than or equal to 500" in message, message
+    assert refused([], None)[0] == "ValidationException"
+    kind, message = refused([{"Data": "", "PartitionKey": "k", "ExplicitHashKey": str(2**128)}])
+    assert kind == "InvalidArgumentException", message
+    kind, _ = refused([{"Data": "", "PartitionKey": "k"}], {"StreamName": "missing-" + name})
+    assert kind == "ResourceNotFoundException"
+    # Nothing refused was written.
+    status, page = json_call(server, "GetRecords", {"ShardIterator": page["NextShardIterator"]})
+    assert page["Records"] == []

@@ -269,6 +269,12 @@ fn process(state: &AppState, call: Call) -> (String, Result<Outcome, ApiError>, 
             };
             sigv4::verify(&request, signing_name, state.streams.now(), |key| credentials.get(key).cloned())?;
         }
+        if codec == Codec::Json && service == kinesis::TARGET_PREFIX && op == kinesis::PUT_RECORDS {
+            let ctx = kinesis::Ctx { streams: &state.streams, metrics: &state.metrics };
+            if let Some(result) = kinesis::put_records::handle_json(&ctx, &call.body) {
+                return result.map(Outcome::Body);
+            }
+        }
         let doc = codec.decode(&call.body)?;
         if service == athena::TARGET_PREFIX {
             let ctx =

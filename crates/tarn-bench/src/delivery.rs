@@ -97,12 +97,20 @@ async fn throughput(signer: &Arc<Signer>, args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let stop_at = started + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
+    // Paced: each connection sends a batch at fixed times, catching up after a slow response.
+    let every = (args.ingest_mbps > 0.0)
+        .then(|| Duration::from_secs_f64(batch_bytes as f64 / 1e6 / (args.ingest_mbps / args.connections as f64)));
     for conn in 0..args.connections {
         let (signer, body) = (signer.clone(), HashedBody::new(put_body(&records, conn as u64 * 1000)));
         let (n, b) = (acked_records.clone(), acked_bytes.clone());
         let batch = args.batch as u64;
+        let mut next = started + every.map_or(Duration::ZERO, |e| e.mul_f64(conn as f64 / args.connections as f64));
         tasks.push(tokio::spawn(async move {
             while Instant::now() < stop_at {
+                if let Some(every) = every {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += every;
+                }
                 signer.call_hashed("PutRecords", &body).await?;
                 n.fetch_add(batch, Ordering::Relaxed);
                 b.fetch_add(batch_bytes, Ordering::Relaxed);
@@ -117,7 +125,11 @@ async fn throughput(signer: &Arc<Signer>, args: &Args) -> anyhow::Result<()> {
     let delivered_during = metric(signer, "tarn_delivery_bytes_total").await?;
     let acked = acked_records.load(Ordering::Relaxed) as f64;
     let acked_mb = acked_bytes.load(Ordering::Relaxed) as f64 / 1e6;
-    println!("\nIngest, as fast as possible, {} s", args.seconds);
+    if args.ingest_mbps > 0.0 {
+        println!("\nIngest, {} MB/s of JSON offered, {} s", args.ingest_mbps, args.seconds);
+    } else {
+        println!("\nIngest, as fast as possible, {} s", args.seconds);
+    }
     println!("  records/s          {:>12.0}", acked / ingest_secs);
     println!("  MB/s (JSON)        {:>12.1}", acked_mb / ingest_secs);
     println!("Delivery while ingest ran");

@@ -53,6 +53,10 @@ struct Args {
     /// ingest runs, then freshness at a paced rate).
     #[arg(long, default_value = "streams")]
     mode: String,
+    /// Delivery: MB/s of JSON offered in the throughput phase, spread over the connections
+    /// (0: as fast as they can). At a rate the machine sustains, delivery should keep up.
+    #[arg(long, default_value_t = 0.0)]
+    ingest_mbps: f64,
     /// Delivery: records/s offered in the freshness phase.
     #[arg(long, default_value_t = 20_000)]
     paced_rate: u64,

@@ -12,6 +12,9 @@ use tarn_lake::Store;
 use crate::parallel::in_parallel;
 use crate::prepare::Pending;
 
+/// Records are handed to the compressor in runs of about this many bytes.
+const LINES_BUFFER_BYTES: usize = 256 * 1024;
+
 /// The backup folder of an arrival time: `YYYY/MM/DD/HH`.
 pub fn hour_folder(arrival_ms: i64) -> String {
     let ((y, mo, d), (h, _, _)) = tarn_time::civil_from_millis(arrival_ms);
@@ -24,22 +27,26 @@ pub fn hour_folder(arrival_ms: i64) -> String {
 pub fn encode(records: &[Pending], threads: usize) -> std::io::Result<Vec<u8>> {
     let per_thread = records.len().div_ceil(threads.max(1)).max(1);
     let members = in_parallel(records.chunks(per_thread).collect(), threads, |run: &[Pending]| {
-        // Lines gathered first: one large write compresses faster than one per record.
-        let mut lines = Vec::with_capacity(run.iter().map(|r| r.data.len() + 1).sum());
+        // Lines gathered into a small buffer: large writes compress faster than one per record,
+        // and a buffer the size of the whole run would be fresh memory on every flush.
+        let raw_bytes: usize = run.iter().map(|r| r.data.len() + 1).sum();
+        let mut gz = GzEncoder::new(Vec::with_capacity(raw_bytes / 4), Compression::fast());
+        let mut lines = Vec::with_capacity(LINES_BUFFER_BYTES);
         for r in run {
             lines.extend_from_slice(&r.data);
             if !r.data.ends_with(b"\n") {
                 lines.push(b'\n');
             }
+            if lines.len() >= LINES_BUFFER_BYTES {
+                gz.write_all(&lines)?;
+                lines.clear();
+            }
         }
-        let mut gz = GzEncoder::new(Vec::with_capacity(lines.len() / 4), Compression::fast());
         gz.write_all(&lines)?;
         gz.finish()
     });
-    let mut out = Vec::new();
-    for member in members {
-        out.extend_from_slice(&member?);
-    }
+    let mut members = members.into_iter().collect::<std::io::Result<Vec<Vec<u8>>>>()?;
+    let mut out = if members.len() == 1 { members.pop().expect("one member") } else { members.concat() };
     if out.is_empty() {
         // No records: still a valid (empty) gzip file.
         out = GzEncoder::new(Vec::new(), Compression::fast()).finish()?;
@@ -104,6 +111,15 @@ mod tests {
             let gz = encode(&records, threads).unwrap();
             flate2::read::MultiGzDecoder::new(&gz[..]).read_to_string(&mut text).unwrap();
             assert_eq!(text, "{\"a\":1}\nnot json\n{\"b\":2}\n", "{threads} threads");
+        }
+        // Many records: each thread's run is handed to the compressor in several pieces.
+        let many: Vec<Pending> = (0..100_000).map(|i| pending(&format!("{{\"i\":{i}}}"))).collect();
+        let expected: String = (0..100_000).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+        assert!(expected.len() > 2 * LINES_BUFFER_BYTES);
+        for threads in [1, 2] {
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(&encode(&many, threads).unwrap()[..]).read_to_string(&mut text).unwrap();
+            assert!(text == expected, "{threads} threads: {} bytes back of {}", text.len(), expected.len());
         }
         let mut empty = String::new();
         flate2::read::MultiGzDecoder::new(&encode(&[], 2).unwrap()[..]).read_to_string(&mut empty).unwrap();

@@ -81,6 +81,77 @@ fn segments_roll_and_reads_cross_them() {
 }
 
 #[test]
+fn with_a_tail_cache_durable_pages_leave_the_page_cache_and_reads_are_unchanged() {
+    const MIB: u64 = 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { segment_max_bytes: 24 * MIB, cache_window_bytes: 8 * MIB, ..LogConfig::default() };
+    let log = ShardLog::open(dir.path().join("s"), config).unwrap();
+    let payload = |i: u32| vec![(i % 251) as u8; 64 * 1024];
+    for batch in 0..60u32 {
+        let data: Vec<Vec<u8>> = (0..16).map(|j| payload(batch * 16 + j)).collect();
+        let records: Vec<RecordRef<'_>> = data.iter().map(|d| rec("k", d)).collect();
+        let a = log.append(&records, 1).unwrap();
+        log.sync_to(a.end_offset).unwrap();
+        let segments = log.released_per_segment();
+        let (active_len, active_released) = *segments.last().unwrap();
+        assert!(active_released <= active_len && active_released + 4 * MIB > active_len, "{segments:?}");
+        assert!(segments[..segments.len() - 1].iter().all(|&(len, released)| released == len), "{segments:?}");
+    }
+    assert!(log.released_per_segment().len() >= 3, "the test should cross segments");
+    // Every record reads back, from the cache near the head and from the files before it.
+    let mut offset = 0;
+    while offset < 960 {
+        let r = log.read(offset, 100, 16 * MIB as usize).unwrap();
+        for record in &r.records {
+            assert_eq!(record.data.as_ref(), payload(record.offset as u32).as_slice(), "record {}", record.offset);
+        }
+        offset = r.next_offset;
+    }
+}
+
+#[test]
+fn readers_at_the_tail_are_served_from_memory_and_the_rest_from_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    // A window of about 10 batches of 10 records of 1 KiB.
+    let config = LogConfig { cache_window_bytes: 10 * 10 * 1100, ..LogConfig::default() };
+    let log = ShardLog::open(dir.path().join("s"), config).unwrap();
+    for batch in 0..40u8 {
+        let data = vec![batch; 1024];
+        let a = log.append(&vec![rec("k", &data); 10], 1).unwrap();
+        log.sync_to(a.end_offset).unwrap();
+    }
+    // Overwrite the segment file: what still reads correctly came from memory.
+    let file = std::fs::read_dir(dir.path().join("s")).unwrap().next().unwrap().unwrap().path();
+    let len = std::fs::metadata(&file).unwrap().len();
+    std::fs::write(&file, vec![0xAB; len as usize]).unwrap();
+    let tail = log.read(350, 1000, 1 << 20).unwrap();
+    assert_eq!(tail.records.len(), 50);
+    assert!(tail.records.iter().all(|r| r.data[0] == (r.offset / 10) as u8 && r.data.len() == 1024));
+    assert_eq!(tail.next_offset, 400);
+    // Limits apply to cached reads as to file reads.
+    let page = log.read(355, 7, 1 << 20).unwrap();
+    assert_eq!((page.records.len(), page.records[0].offset, page.next_offset), (7, 355, 362));
+    assert_eq!(log.read(355, 100, 3000).unwrap().records.len(), 2, "2 KiB fit in 3000 bytes, a third does not");
+    // The oldest records are no longer cached: their read finds the damaged file.
+    assert!(log.read(0, 10, 1 << 20).is_err());
+}
+
+#[test]
+fn a_zero_window_leaves_the_page_cache_alone_and_reads_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { segment_max_bytes: 1000, cache_window_bytes: 0, ..LogConfig::default() };
+    let log = ShardLog::open(dir.path().join("s"), config).unwrap();
+    for i in 0..50u8 {
+        append_synced(&log, "key", &[i; 100], 1);
+    }
+    assert!(log.released_per_segment().iter().all(|&(_, released)| released == 0));
+    let newest = std::fs::read_dir(dir.path().join("s")).unwrap().map(|e| e.unwrap().path()).max().unwrap();
+    let len = std::fs::metadata(&newest).unwrap().len();
+    std::fs::write(&newest, vec![0xAB; len as usize]).unwrap();
+    assert!(log.read(49, 10, 1 << 20).is_err(), "without a cache, the newest record is read from its file");
+}
+
+#[test]
 fn reopen_keeps_everything_and_continues_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig { segment_max_bytes: 500, ..LogConfig::default() };

@@ -28,7 +28,7 @@ mod list_streams;
 mod list_tags_for_stream;
 mod merge_shards;
 mod put_record;
-mod put_records;
+pub(crate) mod put_records;
 mod register_stream_consumer;
 mod remove_tags_from_stream;
 mod split_shard;
@@ -65,7 +65,7 @@ const ACTIONS: &[(&str, Handler)] = &[
     ("ListTagsForStream", list_tags_for_stream::handle),
     ("MergeShards", merge_shards::handle),
     ("PutRecord", put_record::handle),
-    ("PutRecords", put_records::handle),
+    (PUT_RECORDS, put_records::handle),
     ("RegisterStreamConsumer", register_stream_consumer::handle),
     ("RemoveTagsFromStream", remove_tags_from_stream::handle),
     ("SplitShard", split_shard::handle),
@@ -75,6 +75,8 @@ const ACTIONS: &[(&str, Handler)] = &[
 
 /// SubscribeToShard streams its answer, so it is dispatched by the server, not through ACTIONS.
 pub const SUBSCRIBE_TO_SHARD: &str = "SubscribeToShard";
+/// Has a JSON fast path (`put_records::handle_json`) beside its entry in the action table.
+pub const PUT_RECORDS: &str = "PutRecords";
 
 pub fn is_operation(op: &str) -> bool {
     op == SUBSCRIBE_TO_SHARD || ACTIONS.iter().any(|(name, _)| *name == op)

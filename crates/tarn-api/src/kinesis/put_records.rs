@@ -1,11 +1,15 @@
-use tarn_streams::PutEntry;
+use std::io::Write;
+use std::ops::Range;
+
+use serde::Deserialize;
 use tarn_streams::model::shard_id;
+use tarn_streams::{EntryResult, PutEntry};
 
 use super::put_record::explicit_hash_key;
 use super::{Ctx, StreamRef};
 use crate::error::ApiError;
-use crate::protocol::input::{HASH_KEY, Input, Violations};
-use crate::protocol::{Doc, Obj};
+use crate::protocol::input::{HASH_KEY, Input, NAME, STREAM_ARN, Violations};
+use crate::protocol::{Doc, Obj, json};
 
 pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
     let input = Input::root(doc)?;
@@ -43,28 +47,161 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
             data: data.as_ref().expect("required"),
         });
     }
-    let results = ctx.streams.put_records(&name, &entries)?;
-    let mut failed = 0usize;
-    let (mut records_in, mut bytes_in) = (0u64, 0u64);
+    let (results, failed) = put(ctx, &name, &entries)?;
     let out: Vec<Doc<'static>> = results
         .iter()
-        .zip(&entries)
-        .map(|(r, e)| match r {
+        .map(|r| match r {
             Ok(seq) => {
-                records_in += 1;
-                bytes_in += (e.data.len() + e.partition_key.len()) as u64;
                 Obj::new().put("SequenceNumber", seq.to_string()).put("ShardId", shard_id(seq.shard_index)).done()
             }
-            Err(err) => {
-                failed += 1;
-                Obj::new().put("ErrorCode", err.code).put("ErrorMessage", err.message.clone()).done()
-            }
+            Err(err) => Obj::new().put("ErrorCode", err.code).put("ErrorMessage", err.message.clone()).done(),
         })
         .collect();
-    ctx.metrics.add("tarn_stream_records_in_total", &[("stream", &name)], records_in);
-    ctx.metrics.add("tarn_stream_bytes_in_total", &[("stream", &name)], bytes_in);
-    if failed > 0 {
-        ctx.metrics.add("tarn_stream_throttled_records_total", &[("stream", &name)], failed as u64);
-    }
     Ok(Obj::new().put("FailedRecordCount", failed).put("Records", out).put("EncryptionType", "NONE").done())
+}
+
+/// Writes the entries and counts them into the stream's metrics; returns each entry's result and
+/// how many failed.
+fn put(ctx: &Ctx<'_>, name: &str, entries: &[PutEntry<'_>]) -> Result<(Vec<EntryResult>, usize), ApiError> {
+    let results = ctx.streams.put_records(name, entries)?;
+    let (mut failed, mut records_in, mut bytes_in) = (0u64, 0u64, 0u64);
+    for (r, e) in results.iter().zip(entries) {
+        match r {
+            Ok(_) => {
+                records_in += 1;
+                bytes_in += (e.data.len() + e.partition_key.len()) as u64;
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    ctx.metrics.add("tarn_stream_records_in_total", &[("stream", name)], records_in);
+    ctx.metrics.add("tarn_stream_bytes_in_total", &[("stream", name)], bytes_in);
+    if failed > 0 {
+        ctx.metrics.add("tarn_stream_throttled_records_total", &[("stream", name)], failed);
+    }
+    Ok((results, failed as usize))
+}
+
+/// A PutRecords body as SDKs send it, with strings borrowed from the body (a string with escapes
+/// does not borrow, and so takes the general path).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonInput<'a> {
+    #[serde(rename = "StreamName", borrow, default)]
+    stream_name: Option<&'a str>,
+    #[serde(rename = "StreamARN", borrow, default)]
+    stream_arn: Option<&'a str>,
+    #[serde(rename = "Records", borrow)]
+    records: Vec<JsonEntry<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonEntry<'a> {
+    #[serde(rename = "Data", borrow)]
+    data: &'a str,
+    #[serde(rename = "PartitionKey", borrow)]
+    partition_key: &'a str,
+    #[serde(rename = "ExplicitHashKey", borrow, default)]
+    explicit_hash_key: Option<&'a str>,
+}
+
+/// PutRecords in JSON without a document tree: ingest's hot path. It takes bodies whose members
+/// are all present, well typed and valid, which is what producers send, decodes every record's
+/// data into one buffer and writes the response directly. Anything else returns `None` and goes
+/// to [`handle`], which reports what is wrong the way AWS does.
+pub fn handle_json(ctx: &Ctx<'_>, body: &[u8]) -> Option<Result<Vec<u8>, ApiError>> {
+    let input: JsonInput<'_> = serde_json::from_slice(body).ok()?;
+    let within = |s: &str, max_chars: usize| !s.is_empty() && (s.len() <= max_chars || s.chars().count() <= max_chars);
+    let valid_name = input.stream_name.is_none_or(|n| within(n, 128) && (NAME.matches)(n));
+    let valid_arn = input.stream_arn.is_none_or(|a| within(a, 2048) && (STREAM_ARN.matches)(a));
+    let count = input.records.len();
+    if !valid_name || !valid_arn || count == 0 || count > ctx.streams.config().max_put_records_entries {
+        return None;
+    }
+    let mut data = Vec::with_capacity(input.records.iter().map(|r| r.data.len() / 4 * 3).sum());
+    let mut ranges: Vec<Range<usize>> = Vec::with_capacity(count);
+    for r in &input.records {
+        let valid_ehk = r.explicit_hash_key.is_none_or(|k| k.len() <= 39 && (HASH_KEY.matches)(k));
+        if !within(r.partition_key, 256) || !valid_ehk {
+            return None;
+        }
+        let start = data.len();
+        base64_simd::STANDARD.decode_append(r.data, &mut data).ok()?;
+        ranges.push(start..data.len());
+    }
+    Some((|| {
+        let name = StreamRef { name: input.stream_name, arn: input.stream_arn }.resolve(ctx)?;
+        let mut entries = Vec::with_capacity(count);
+        for (r, range) in input.records.iter().zip(ranges) {
+            entries.push(PutEntry {
+                partition_key: r.partition_key,
+                explicit_hash_key: explicit_hash_key(r.explicit_hash_key)?,
+                data: &data[range],
+            });
+        }
+        let (results, failed) = put(ctx, &name, &entries)?;
+        Ok(json_output(&results, failed))
+    })())
+}
+
+/// The JSON of [`handle`]'s output document, written without building it.
+fn json_output(results: &[EntryResult], failed: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + results.len() * 96);
+    let _ = write!(out, r#"{{"FailedRecordCount":{failed},"Records":["#);
+    for (i, r) in results.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match r {
+            Ok(seq) => {
+                let _ = write!(out, r#"{{"SequenceNumber":"{seq}","ShardId":"{}"}}"#, shard_id(seq.shard_index));
+            }
+            Err(err) => {
+                out.extend_from_slice(br#"{"ErrorCode":"#);
+                json::write_string(err.code.as_bytes(), &mut out);
+                out.extend_from_slice(br#","ErrorMessage":"#);
+                json::write_string(err.message.as_bytes(), &mut out);
+                out.push(b'}');
+            }
+        }
+    }
+    out.extend_from_slice(br#"],"EncryptionType":"NONE"}"#);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use tarn_streams::{EntryError, SequenceNumber};
+
+    use super::*;
+
+    #[test]
+    fn the_direct_json_output_is_the_documents_json() {
+        let results: Vec<EntryResult> = vec![
+            Ok(SequenceNumber::of_record(3, 2, 41)),
+            Err(EntryError {
+                code: "ProvisionedThroughputExceededException",
+                message: "Rate \"exceeded\" for shard\n".into(),
+            }),
+            Ok(SequenceNumber::of_record(3, 0, u64::MAX >> 8)),
+        ];
+        let doc_records: Vec<Doc<'static>> = results
+            .iter()
+            .map(|r| match r {
+                Ok(seq) => {
+                    Obj::new().put("SequenceNumber", seq.to_string()).put("ShardId", shard_id(seq.shard_index)).done()
+                }
+                Err(err) => Obj::new().put("ErrorCode", err.code).put("ErrorMessage", err.message.clone()).done(),
+            })
+            .collect();
+        let doc = Obj::new()
+            .put("FailedRecordCount", 1usize)
+            .put("Records", doc_records)
+            .put("EncryptionType", "NONE")
+            .done();
+        let mut expected = Vec::new();
+        json::encode(&doc, &mut expected);
+        assert_eq!(String::from_utf8(json_output(&results, 1)).unwrap(), String::from_utf8(expected).unwrap());
+    }
 }

@@ -7,8 +7,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 
 use super::doc::Doc;
@@ -320,7 +318,7 @@ impl<'d, 'a> Input<'d, 'a> {
 
 /// Decodes standard base64 strictly, as AWS does: padded, canonical, nothing else.
 pub fn decode_base64(s: &str) -> Result<Vec<u8>, ApiError> {
-    STANDARD.decode(s).map_err(|_| {
+    base64_simd::STANDARD.decode_to_vec(s).map_err(|_| {
         ApiError::serialization("Base64 encoded value is invalid: it must be standard, padded base64 text")
     })
 }
@@ -329,6 +327,21 @@ pub fn decode_base64(s: &str) -> Result<Vec<u8>, ApiError> {
 mod tests {
     use super::*;
     use crate::protocol::json;
+
+    #[test]
+    fn blobs_are_standard_padded_canonical_base64() {
+        for (text, bytes) in [("", &b""[..]), ("QQ==", b"A"), ("QUI=", b"AB"), ("QUJD", b"ABC"), ("+/8=", b"\xfb\xff")]
+        {
+            assert_eq!(decode_base64(text).unwrap(), bytes, "{text}");
+        }
+        let long: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        let text = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &long);
+        assert_eq!(decode_base64(&text).unwrap(), long);
+        for bad in ["QQ", "QUI", "QR==", "QUJ=", "Q===", "QQ==QQ==", "QU I=", "QUI=\n", "-_8=", "QQ=", "=QQ="] {
+            let err = decode_base64(bad).expect_err(bad);
+            assert_eq!(err.code, "SerializationException", "{bad}");
+        }
+    }
 
     #[test]
     fn violations_are_reported_together_in_aws_form() {

@@ -144,7 +144,7 @@ pub fn encode(doc: &Doc<'_>, out: &mut Vec<u8>) {
 }
 
 /// Writes UTF-8 text as a JSON string.
-pub(super) fn write_string(bytes: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn write_string(bytes: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     // No early exit, so the check vectorizes; most strings need no escaping at all.
     let needs_escape = bytes.iter().fold(false, |acc, &b| acc | (b == b'"') | (b == b'\\') | (b < 0x20));
