@@ -49,7 +49,6 @@ fn streams_config(c: &Config) -> StreamsConfig {
         log: tarn_log::LogConfig {
             segment_max_bytes: c.storage.segment_max_bytes,
             segment_max_age_ms: c.storage.segment_max_age_seconds as i64 * 1000,
-            cache_window_bytes: c.storage.cache_window_mib.saturating_mul(1024 * 1024),
         },
     }
 }

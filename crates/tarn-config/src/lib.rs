@@ -102,9 +102,6 @@ pub struct KinesisConfig {
 pub struct StorageConfig {
     pub segment_max_bytes: u64,
     pub segment_max_age_seconds: u64,
-    /// How much of each shard's newest log data is kept in memory for tail readers (the log files'
-    /// pages then leave the page cache once durable). 0: none, reads go to the files.
-    pub cache_window_mib: u64,
 }
 
 /// Where the lake's files (tables' data and metadata, error output, raw backup) live. The
@@ -319,7 +316,7 @@ impl Default for KinesisConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { segment_max_bytes: 128 * 1024 * 1024, segment_max_age_seconds: 3600, cache_window_mib: 64 }
+        StorageConfig { segment_max_bytes: 128 * 1024 * 1024, segment_max_age_seconds: 3600 }
     }
 }
 

@@ -17,40 +17,6 @@ const READ_CHUNK_BYTES: usize = 1024 * 1024;
 /// A new index entry is added once this many bytes were written since the last one.
 const INDEX_INTERVAL_BYTES: u64 = 16 * 1024;
 
-/// What a read may return: offsets in `[from, stop)`, at most `max_records` records and, after
-/// the first, no more than `max_bytes` of data and keys.
-pub(crate) struct Budget {
-    pub from: u64,
-    pub stop: u64,
-    pub max_records: usize,
-    pub max_bytes: usize,
-}
-
-/// Decodes one checked batch into `out` within `budget` (`bytes_read` carries the bytes taken so
-/// far across batches). Returns whether the read is complete: a limit or `stop` was reached.
-pub(crate) fn take_batch(
-    batch: &Bytes,
-    budget: &Budget,
-    out: &mut Vec<Record>,
-    bytes_read: &mut usize,
-) -> std::result::Result<bool, DecodeError> {
-    let count = codec::peek_header(batch).map_or(0, |h| h.count as usize);
-    let mut decoded = Vec::with_capacity(count.min(budget.max_records));
-    codec::decode_batch(batch, budget.from, &mut decoded)?;
-    for record in decoded {
-        if record.offset >= budget.stop || out.len() >= budget.max_records {
-            return Ok(true);
-        }
-        let size = record.data.len() + record.partition_key.len();
-        if !out.is_empty() && *bytes_read + size > budget.max_bytes {
-            return Ok(true);
-        }
-        *bytes_read += size;
-        out.push(record);
-    }
-    Ok(out.len() >= budget.max_records)
-}
-
 /// Where a batch starts: its first offset, its byte position and its arrival time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IndexEntry {
@@ -75,8 +41,6 @@ pub(crate) struct Segment {
     pub file: File,
     /// Bytes of complete batches; readers never look past it.
     pub written_len: AtomicU64,
-    /// Bytes at the start of the file whose cached pages were handed back to the kernel.
-    released_len: AtomicU64,
     pub meta: Mutex<SegmentMeta>,
 }
 
@@ -119,7 +83,6 @@ impl Segment {
             path,
             file,
             written_len: AtomicU64::new(len),
-            released_len: AtomicU64::new(0),
             meta: Mutex::new(SegmentMeta { index, end_offset, first_arrival_ms, last_arrival_ms }),
         }
     }
@@ -209,25 +172,6 @@ impl Segment {
         Ok(())
     }
 
-    /// Asks the kernel to drop the cached pages of the file below `upto` (bytes already durable,
-    /// so clean). The freed pages are the ones the next writes get, instead of the page cache
-    /// growing by every byte the log writes (and evicting the lake's files that queries read);
-    /// a reader behind `upto` reads from disk. Data is never affected, only where it is read from.
-    pub fn release_cache(&self, upto: u64) {
-        let from = self.released_len.load(Ordering::Acquire);
-        let Some(len) = upto.checked_sub(from).and_then(std::num::NonZeroU64::new) else { return };
-        if let Err(e) = rustix::fs::fadvise(&self.file, from, Some(len), rustix::fs::Advice::DontNeed) {
-            // Only a missed saving: the pages stay cached and the kernel evicts them when it must.
-            tracing::debug!(path = %self.path.display(), error = %e, "could not release cached log pages");
-        }
-        self.released_len.fetch_max(upto, Ordering::AcqRel);
-    }
-
-    /// How far [`Segment::release_cache`] has released.
-    pub fn released_len(&self) -> u64 {
-        self.released_len.load(Ordering::Acquire)
-    }
-
     /// The byte position of the indexed batch at or before `offset`.
     fn seek_offset(&self, offset: u64) -> u64 {
         let meta = self.meta.lock().expect("segment meta lock");
@@ -284,14 +228,16 @@ impl Segment {
                 }
                 if header.end_offset() > from {
                     let batch = rest.slice(..header.total_len);
-                    let budget = Budget { from, stop, max_records, max_bytes };
-                    let full = take_batch(&batch, &budget, out, bytes_read).map_err(|e| match e {
-                        DecodeError::Corrupt(reason) => self.corrupt(position + at as u64, reason),
-                        DecodeError::Incomplete { .. } => {
-                            self.corrupt(position + at as u64, "batch shorter than its header says")
-                        }
-                    })?;
-                    if full {
+                    if self.take_batch(
+                        &batch,
+                        position + at as u64,
+                        from,
+                        stop,
+                        max_records,
+                        max_bytes,
+                        out,
+                        bytes_read,
+                    )? {
                         return Ok(true);
                     }
                 }
@@ -300,6 +246,37 @@ impl Segment {
             position += at as u64;
         }
         Ok(false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn take_batch(
+        &self,
+        batch: &Bytes,
+        position: u64,
+        from: u64,
+        stop: u64,
+        max_records: usize,
+        max_bytes: usize,
+        out: &mut Vec<Record>,
+        bytes_read: &mut usize,
+    ) -> Result<bool> {
+        let mut decoded = Vec::new();
+        codec::decode_batch(batch, from, &mut decoded).map_err(|e| match e {
+            DecodeError::Corrupt(reason) => self.corrupt(position, reason),
+            DecodeError::Incomplete { .. } => self.corrupt(position, "batch shorter than its header says"),
+        })?;
+        for record in decoded {
+            if record.offset >= stop || out.len() >= max_records {
+                return Ok(true);
+            }
+            let size = record.data.len() + record.partition_key.len();
+            if !out.is_empty() && *bytes_read + size > max_bytes {
+                return Ok(true);
+            }
+            *bytes_read += size;
+            out.push(record);
+        }
+        Ok(out.len() >= max_records)
     }
 
     /// Finds the offset of the first record that arrived at or after `ts_ms`, if any is in this segment.
@@ -321,7 +298,7 @@ impl Segment {
         Ok(None)
     }
 
-    pub(crate) fn read_chunk(&self, position: u64, len: usize) -> Result<Bytes> {
+    fn read_chunk(&self, position: u64, len: usize) -> Result<Bytes> {
         let mut buf = vec![0u8; len];
         self.file.read_exact_at(&mut buf, position).at(&self.path)?;
         Ok(Bytes::from(buf))

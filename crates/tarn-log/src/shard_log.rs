@@ -10,17 +10,14 @@
 //! - Group commit: callers append, then wait in [`ShardLog::sync_to`]. One of them runs the fsync
 //!   for everything written so far while the others wait; most find their data already covered.
 
-use std::collections::VecDeque;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
-use bytes::Bytes;
-
-use crate::codec::{self, BatchHeader, DecodeError, Record, RecordRef};
+use crate::codec::{self, BatchHeader, Record, RecordRef};
 use crate::error::{Error, IoContext, Result};
-use crate::segment::{self, Budget, Segment, take_batch};
+use crate::segment::{self, Segment};
 
 /// When a shard log starts a new segment file.
 #[derive(Debug, Clone, Copy)]
@@ -30,26 +27,13 @@ pub struct LogConfig {
     /// Roll once the active segment's first record is this old, so retention can drop data in
     /// steps of at most this size.
     pub segment_max_age_ms: i64,
-    /// The newest bytes of the log kept in memory, as written, for readers at the tail (delivery,
-    /// consumers at LATEST), who decode them in place instead of reading the file. With a window,
-    /// the files' pages are handed back to the kernel once durable (`Segment::release_cache`), so
-    /// the log does not fill the page cache; readers further back read the files. 0: no window,
-    /// every read goes to the files and the page cache is left to the kernel.
-    pub cache_window_bytes: u64,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig {
-            segment_max_bytes: 128 * 1024 * 1024,
-            segment_max_age_ms: 60 * 60 * 1000,
-            cache_window_bytes: 64 * 1024 * 1024,
-        }
+        LogConfig { segment_max_bytes: 128 * 1024 * 1024, segment_max_age_ms: 60 * 60 * 1000 }
     }
 }
-
-/// Cached pages are released in steps of this size, so that most syncs make no extra call.
-const RELEASE_STEP_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,21 +57,6 @@ struct Writer {
     last_arrival_ms: i64,
     active: Arc<Segment>,
     buf: Vec<u8>,
-    /// Sealed segments whose pages the next sync releases from the page cache.
-    sealed_cached: Vec<Arc<Segment>>,
-}
-
-/// The newest batches as they were written (durable or not: readers stop at `durable_end`).
-#[derive(Default)]
-struct TailCache {
-    batches: VecDeque<CachedBatch>,
-    bytes: u64,
-}
-
-struct CachedBatch {
-    base_offset: u64,
-    end_offset: u64,
-    encoded: Bytes,
 }
 
 struct SyncState {
@@ -98,7 +67,6 @@ pub struct ShardLog {
     dir: PathBuf,
     config: LogConfig,
     writer: Mutex<Writer>,
-    tail: Mutex<TailCache>,
     segments: RwLock<Vec<Arc<Segment>>>,
     sync_state: Mutex<SyncState>,
     sync_done: Condvar,
@@ -171,14 +139,7 @@ impl ShardLog {
         Ok(ShardLog {
             dir,
             config,
-            writer: Mutex::new(Writer {
-                next_offset,
-                last_arrival_ms,
-                active,
-                buf: Vec::new(),
-                sealed_cached: Vec::new(),
-            }),
-            tail: Mutex::new(TailCache::default()),
+            writer: Mutex::new(Writer { next_offset, last_arrival_ms, active, buf: Vec::new() }),
             segments: RwLock::new(segments),
             sync_state: Mutex::new(SyncState { in_progress: false }),
             sync_done: Condvar::new(),
@@ -203,49 +164,18 @@ impl ShardLog {
             self.roll(&mut w)?;
         }
         let base_offset = w.next_offset;
-        let cached = self.config.cache_window_bytes > 0;
-        // A cached batch keeps its buffer; otherwise the writer's buffer is reused.
-        let mut buf = if cached { Vec::with_capacity(codec::encoded_len(records)) } else { std::mem::take(&mut w.buf) };
+        let mut buf = std::mem::take(&mut w.buf);
         buf.clear();
         codec::encode_batch(base_offset, arrival_ms, records, &mut buf);
         let header = BatchHeader { base_offset, arrival_ms, count: records.len() as u32, total_len: buf.len() };
         let written = w.active.append(&buf, &header);
-        if cached {
-            if written.is_ok() {
-                self.cache_batch(&header, Bytes::from(buf));
-            }
-        } else if buf.capacity() <= 8 * 1024 * 1024 {
+        if buf.capacity() <= 8 * 1024 * 1024 {
             w.buf = buf;
         }
         written?;
         w.next_offset = header.end_offset();
         w.last_arrival_ms = arrival_ms;
         Ok(Appended { base_offset, arrival_ms, end_offset: w.next_offset })
-    }
-
-    /// Keeps a written batch in the tail cache, dropping the oldest beyond the window.
-    fn cache_batch(&self, header: &BatchHeader, encoded: Bytes) {
-        let mut tail = self.tail.lock().expect("tail cache lock");
-        tail.bytes += encoded.len() as u64;
-        tail.batches.push_back(CachedBatch {
-            base_offset: header.base_offset,
-            end_offset: header.end_offset(),
-            encoded,
-        });
-        while tail.bytes > self.config.cache_window_bytes && tail.batches.len() > 1 {
-            let oldest = tail.batches.pop_front().expect("more than one batch");
-            tail.bytes -= oldest.encoded.len() as u64;
-        }
-    }
-
-    /// The cached batches holding `from` and everything after it, if the cache reaches back that far.
-    fn cached_from(&self, from: u64) -> Option<Vec<Bytes>> {
-        let tail = self.tail.lock().expect("tail cache lock");
-        if tail.batches.front().is_none_or(|b| b.base_offset > from) {
-            return None;
-        }
-        let first = tail.batches.partition_point(|b| b.end_offset <= from);
-        Some(tail.batches.range(first..).map(|b| b.encoded.clone()).collect())
     }
 
     fn should_roll(&self, w: &Writer, now_ms: i64) -> bool {
@@ -265,10 +195,7 @@ impl ShardLog {
         let next = Arc::new(Segment::create(&self.dir, w.next_offset)?);
         sync_dir(&self.dir)?;
         self.segments.write().expect("segments lock").push(next.clone());
-        let sealed = std::mem::replace(&mut w.active, next);
-        if self.config.cache_window_bytes > 0 {
-            w.sealed_cached.push(sealed);
-        }
+        w.active = next;
         Ok(())
     }
 
@@ -290,15 +217,11 @@ impl ShardLog {
             if !state.in_progress {
                 state.in_progress = true;
                 drop(state);
-                let (file_segment, upto, synced_len, sealed) = {
-                    let mut w = self.writer.lock().expect("writer lock");
-                    let sealed = std::mem::take(&mut w.sealed_cached);
-                    (w.active.clone(), w.next_offset, w.active.len(), sealed)
+                let (file_segment, upto) = {
+                    let w = self.writer.lock().expect("writer lock");
+                    (w.active.clone(), w.next_offset)
                 };
                 let result = file_segment.file.sync_data().at(&file_segment.path);
-                if result.is_ok() {
-                    self.release_behind(&file_segment, synced_len, &sealed);
-                }
                 state = self.sync_state.lock().expect("sync lock");
                 state.in_progress = false;
                 match result {
@@ -315,22 +238,6 @@ impl ShardLog {
                 continue;
             }
             state = self.sync_done.wait(state).expect("sync lock");
-        }
-    }
-
-    /// With a tail cache, hands the page cache's copy of the durable bytes back to the kernel: of
-    /// the active segment up to `synced_len` (in whole steps), and the sealed segments whole
-    /// (fsynced when they were sealed). The tail cache serves the newest records.
-    fn release_behind(&self, active: &Segment, synced_len: u64, sealed: &[Arc<Segment>]) {
-        if self.config.cache_window_bytes == 0 {
-            return;
-        }
-        for segment in sealed {
-            segment.release_cache(segment.len());
-        }
-        let upto = synced_len / RELEASE_STEP_BYTES * RELEASE_STEP_BYTES;
-        if upto > active.released_len() {
-            active.release_cache(upto);
         }
     }
 
@@ -368,23 +275,7 @@ impl ShardLog {
         let first = segments.partition_point(|s| s.base_offset <= from).saturating_sub(1);
         let mut records = Vec::new();
         let mut bytes_read = 0usize;
-        let cached = if max_records > 0 && from < stop { self.cached_from(from) } else { None };
-        if let Some(batches) = cached {
-            let budget = Budget { from, stop, max_records, max_bytes };
-            for batch in &batches {
-                let full = take_batch(batch, &budget, &mut records, &mut bytes_read).map_err(|e| Error::Corrupt {
-                    path: self.dir.clone(),
-                    position: 0,
-                    reason: match e {
-                        DecodeError::Corrupt(reason) => reason,
-                        DecodeError::Incomplete { .. } => "cached batch shorter than its header says",
-                    },
-                })?;
-                if full {
-                    break;
-                }
-            }
-        } else if max_records > 0 {
+        if max_records > 0 {
             for seg in &segments[first..] {
                 if seg.base_offset >= stop {
                     break;
@@ -435,12 +326,6 @@ impl ShardLog {
             sync_dir(&self.dir)?;
         }
         Ok(removed.len())
-    }
-
-    /// Each segment's length and how much of it had its cached pages released.
-    #[cfg(test)]
-    pub(crate) fn released_per_segment(&self) -> Vec<(u64, u64)> {
-        self.snapshot().iter().map(|s| (s.len(), s.released_len())).collect()
     }
 
     /// Bytes on disk across all segments.
