@@ -119,10 +119,38 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let signer = Arc::new(Signer::new(&addr, tarn_config_dev_key()));
+    // Interrupted, the server is stopped and the temporary data directory (gigabytes after a
+    // delivery run) removed, as on a normal exit.
+    let outcome = tokio::select! {
+        outcome = bench(&signer, &args, delivery, &addr, std::path::Path::new(&data_dir)) => outcome,
+        signal = interrupted() => Err(anyhow::anyhow!("{signal}: stopped the server and removed its data")),
+    };
+    let _ = child.kill().await;
+    drop(tmp);
+    outcome
+}
+
+/// Waits for SIGINT or SIGTERM and names it.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "interrupted",
+        _ = term.recv() => "terminated",
+    }
+}
+
+async fn bench(
+    signer: &Arc<Signer>,
+    args: &Args,
+    delivery: bool,
+    addr: &str,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
     if delivery {
-        delivery::run(&signer, &args, std::path::Path::new(&data_dir)).await?;
-        let _ = child.kill().await;
-        return Ok(());
+        return delivery::run(signer, args, data_dir).await;
     }
     println!(
         "tarn-bench: server {addr}, {} shards, {} connections, batches of {} x {} B records, {} s per phase",
@@ -130,15 +158,14 @@ async fn main() -> anyhow::Result<()> {
     );
     signer.call("CreateStream", format!(r#"{{"StreamName":"bench","ShardCount":{}}}"#, args.shards)).await?;
 
-    let full = write_phase(&signer, &args, None).await?;
+    let full = write_phase(signer, args, None).await?;
     full.print("PutRecords, as fast as possible");
     let half_rate = full.records as f64 / full.elapsed.as_secs_f64() / 2.0;
-    let half = write_phase(&signer, &args, Some(half_rate)).await?;
+    let half = write_phase(signer, args, Some(half_rate)).await?;
     half.print(&format!("PutRecords at half that load ({half_rate:.0} records/s offered)"));
     for wire in &args.read {
-        read_phase(&signer, args.shards, *wire).await?;
+        read_phase(signer, args.shards, *wire).await?;
     }
-    let _ = child.kill().await;
     Ok(())
 }
 
