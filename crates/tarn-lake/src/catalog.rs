@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use iceberg::io::{LocalFsStorageFactory, StorageFactory};
 use iceberg::table::Table;
-use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};
+use iceberg::{Catalog, CatalogBuilder, ErrorKind, NamespaceIdent, TableCreation, TableIdent};
 use iceberg_catalog_sql::{
     SQL_CATALOG_PROP_BIND_STYLE, SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE, SqlBindStyle, SqlCatalog,
     SqlCatalogBuilder,
@@ -77,7 +77,12 @@ impl Lake {
         if !self.catalog.namespace_exists(ident.namespace()).await? || !self.catalog.table_exists(&ident).await? {
             return Ok(None);
         }
-        Ok(Some(self.catalog.load_table(&ident).await?))
+        match self.catalog.load_table(&ident).await {
+            Ok(table) => Ok(Some(table)),
+            // Dropped between the check and the load (a concurrent DROP, a stopped CTAS cleaning up).
+            Err(e) if matches!(e.kind(), ErrorKind::TableNotFound | ErrorKind::NamespaceNotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Loads `namespace.name`, creating the namespace and the table (from `schema`) if needed.
