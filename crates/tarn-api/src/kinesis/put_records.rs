@@ -48,7 +48,12 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
         });
     }
     let (results, failed) = put(ctx, &name, &entries)?;
-    let out: Vec<Doc<'static>> = results
+    Ok(output_doc(&results, failed))
+}
+
+/// The output: each entry's sequence number and shard, or why it failed.
+fn output_doc(results: &[EntryResult], failed: usize) -> Doc<'static> {
+    let records: Vec<Doc<'static>> = results
         .iter()
         .map(|r| match r {
             Ok(seq) => {
@@ -57,7 +62,7 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
             Err(err) => Obj::new().put("ErrorCode", err.code).put("ErrorMessage", err.message.clone()).done(),
         })
         .collect();
-    Ok(Obj::new().put("FailedRecordCount", failed).put("Records", out).put("EncryptionType", "NONE").done())
+    Obj::new().put("FailedRecordCount", failed).put("Records", records).put("EncryptionType", "NONE").done()
 }
 
 /// Writes the entries and counts them into the stream's metrics; returns each entry's result and
@@ -145,7 +150,7 @@ pub fn handle_json(ctx: &Ctx<'_>, body: &[u8]) -> Option<Result<Vec<u8>, ApiErro
     })())
 }
 
-/// The JSON of [`handle`]'s output document, written without building it.
+/// The JSON of [`output_doc`], written without building the document.
 fn json_output(results: &[EntryResult], failed: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + results.len() * 96);
     let _ = write!(out, r#"{{"FailedRecordCount":{failed},"Records":["#);
@@ -186,22 +191,8 @@ mod tests {
             }),
             Ok(SequenceNumber::of_record(3, 0, u64::MAX >> 8)),
         ];
-        let doc_records: Vec<Doc<'static>> = results
-            .iter()
-            .map(|r| match r {
-                Ok(seq) => {
-                    Obj::new().put("SequenceNumber", seq.to_string()).put("ShardId", shard_id(seq.shard_index)).done()
-                }
-                Err(err) => Obj::new().put("ErrorCode", err.code).put("ErrorMessage", err.message.clone()).done(),
-            })
-            .collect();
-        let doc = Obj::new()
-            .put("FailedRecordCount", 1usize)
-            .put("Records", doc_records)
-            .put("EncryptionType", "NONE")
-            .done();
         let mut expected = Vec::new();
-        json::encode(&doc, &mut expected);
+        json::encode(&output_doc(&results, 1), &mut expected);
         assert_eq!(String::from_utf8(json_output(&results, 1)).unwrap(), String::from_utf8(expected).unwrap());
     }
 }
