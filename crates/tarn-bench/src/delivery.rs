@@ -69,7 +69,7 @@ async fn metric(signer: &Signer, name: &str) -> anyhow::Result<f64> {
         .unwrap_or(0.0))
 }
 
-pub async fn run(signer: &Arc<Signer>, args: &Args, data_dir: &Path) -> anyhow::Result<()> {
+pub async fn run(signer: &Arc<Signer>, args: &Args, data_dir: &Path, server_pid: Option<u32>) -> anyhow::Result<()> {
     // The server creates the segment's stream at start.
     let deadline = Instant::now() + Duration::from_secs(30);
     while signer.call("DescribeStreamSummary", format!(r#"{{"StreamName":"{STREAM}"}}"#)).await.is_err() {
@@ -82,14 +82,29 @@ pub async fn run(signer: &Arc<Signer>, args: &Args, data_dir: &Path) -> anyhow::
         "tarn-bench delivery: {} shards, interval {} s, buffer {} MiB, {} connections x {} records",
         args.shards, args.interval_seconds, args.buffer_mib, args.connections, args.batch
     );
-    throughput(signer, args).await?;
+    throughput(signer, args, server_pid).await?;
     let store = lake_store(args, data_dir)?;
     freshness(signer, args, data_dir, &store).await?;
     report_files(&store).await?;
     Ok(())
 }
 
-async fn throughput(signer: &Arc<Signer>, args: &Args) -> anyhow::Result<()> {
+/// CPU seconds (user + system) a process has used so far, from /proc (Linux; clock ticks of
+/// 1/100 s, the USER_HZ of every mainstream Linux build).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line, in seconds.
+fn stat_cpu_seconds(stat: &str) -> Option<f64> {
+    // The command name, in parentheses, may hold spaces and parentheses: fields follow the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+async fn throughput(signer: &Arc<Signer>, args: &Args, server_pid: Option<u32>) -> anyhow::Result<()> {
+    let cpu_at_start = server_pid.and_then(cpu_seconds);
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
     let records: Vec<String> = (0..args.batch as u64).map(|i| vehicle(i, now_ms)).collect();
     let batch_bytes: u64 = records.iter().map(|r| r.len() as u64).sum();
@@ -158,6 +173,16 @@ async fn throughput(signer: &Arc<Signer>, args: &Args) -> anyhow::Result<()> {
         backlog_mb / (total_secs - ingest_secs)
     );
     println!("  commits            {:>12.0}", commits);
+    // What it cost: the server's CPU for everything ingested and delivered, a figure that moves
+    // less from run to run than throughput on a shared machine.
+    if let (Some(start), Some(end)) = (cpu_at_start, server_pid.and_then(cpu_seconds)) {
+        let cpu = end - start;
+        println!(
+            "  server CPU         {:>12.1} s (user + system), {:.1} s per GB of JSON",
+            cpu,
+            cpu / (acked_mb / 1e3)
+        );
+    }
     Ok(())
 }
 
@@ -251,4 +276,17 @@ async fn report_files(store: &Store) -> anyhow::Result<()> {
         total as f64 / 1e6 / sizes.len().max(1) as f64
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_after_a_command_name_with_spaces_and_parentheses() {
+        let stat = "4242 (tarn (serve) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 567 0 0 20 0 40 0 100 0 0";
+        assert_eq!(stat_cpu_seconds(stat), Some(18.01));
+        assert_eq!(stat_cpu_seconds("4242 (tarn) S 1"), None, "a truncated line has no CPU times");
+        assert!(cpu_seconds(std::process::id()).is_some(), "this process's own /proc entry reads");
+    }
 }

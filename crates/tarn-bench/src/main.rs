@@ -122,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
     // Interrupted, the server is stopped and the temporary data directory (gigabytes after a
     // delivery run) removed, as on a normal exit.
     let outcome = tokio::select! {
-        outcome = bench(&signer, &args, delivery, &addr, std::path::Path::new(&data_dir)) => outcome,
+        outcome = bench(&signer, &args, delivery, &addr, std::path::Path::new(&data_dir), child.id()) => outcome,
         signal = interrupted() => Err(anyhow::anyhow!("{signal}: stopped the server and removed its data")),
     };
     let _ = child.kill().await;
@@ -148,9 +148,10 @@ async fn bench(
     delivery: bool,
     addr: &str,
     data_dir: &std::path::Path,
+    server_pid: Option<u32>,
 ) -> anyhow::Result<()> {
     if delivery {
-        return delivery::run(signer, args, data_dir).await;
+        return delivery::run(signer, args, data_dir, server_pid).await;
     }
     println!(
         "tarn-bench: server {addr}, {} shards, {} connections, batches of {} x {} B records, {} s per phase",
