@@ -6,7 +6,7 @@ use tarn_streams::{RecordsPage, SequenceNumber, Streams};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::protocol::input::{Input, NAME, STREAM_ARN, Violations};
+use crate::protocol::input::{Input, NAME, STREAM_ARN, Violations, length_within};
 use crate::protocol::records::RecordList;
 use crate::protocol::{Doc, Obj};
 
@@ -87,6 +87,10 @@ pub fn dispatch(ctx: &Ctx<'_>, op: &str, doc: &Doc<'_>) -> Result<Doc<'static>, 
 }
 
 /// The `StreamName` and `StreamARN` members most actions take.
+/// The longest StreamName and StreamARN, in characters.
+const STREAM_NAME_MAX: usize = 128;
+const STREAM_ARN_MAX: usize = 2048;
+
 pub(crate) struct StreamRef<'d> {
     name: Option<&'d str>,
     arn: Option<&'d str>,
@@ -95,9 +99,16 @@ pub(crate) struct StreamRef<'d> {
 impl<'d> StreamRef<'d> {
     pub fn read(input: &Input<'d, '_>, v: &mut Violations) -> Result<StreamRef<'d>, ApiError> {
         Ok(StreamRef {
-            name: input.string(v, "StreamName", false, 1, 128, Some(NAME))?,
-            arn: input.string(v, "StreamARN", false, 1, 2048, Some(STREAM_ARN))?,
+            name: input.string(v, "StreamName", false, 1, STREAM_NAME_MAX, Some(NAME))?,
+            arn: input.string(v, "StreamARN", false, 1, STREAM_ARN_MAX, Some(STREAM_ARN))?,
         })
+    }
+
+    /// Whether the name and ARN pass the checks of [`StreamRef::read`] (for a caller that took
+    /// them from the body without a document).
+    pub fn valid(&self) -> bool {
+        self.name.is_none_or(|n| length_within(n, 1, STREAM_NAME_MAX) && (NAME.matches)(n))
+            && self.arn.is_none_or(|a| length_within(a, 1, STREAM_ARN_MAX) && (STREAM_ARN.matches)(a))
     }
 
     /// Call after the violations are finished: the stream's name.

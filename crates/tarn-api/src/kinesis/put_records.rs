@@ -8,8 +8,12 @@ use tarn_streams::{EntryResult, PutEntry};
 use super::put_record::explicit_hash_key;
 use super::{Ctx, StreamRef};
 use crate::error::ApiError;
-use crate::protocol::input::{HASH_KEY, Input, NAME, STREAM_ARN, Violations};
+use crate::protocol::input::{HASH_KEY, Input, Violations, length_within};
 use crate::protocol::{Doc, Obj, json};
+
+/// The longest PartitionKey, in characters, and ExplicitHashKey, in digits.
+const PARTITION_KEY_MAX: usize = 256;
+const HASH_KEY_MAX: usize = 39;
 
 pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
     let input = Input::root(doc)?;
@@ -33,8 +37,8 @@ pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
     let mut owned = Vec::with_capacity(records.len());
     for r in &records {
         let data = r.blob(&mut v, "Data", true)?;
-        let key = r.string(&mut v, "PartitionKey", true, 1, 256, None)?;
-        let ehk = r.string(&mut v, "ExplicitHashKey", false, 0, 39, Some(HASH_KEY))?;
+        let key = r.string(&mut v, "PartitionKey", true, 1, PARTITION_KEY_MAX, None)?;
+        let ehk = r.string(&mut v, "ExplicitHashKey", false, 0, HASH_KEY_MAX, Some(HASH_KEY))?;
         owned.push((data, key, ehk));
     }
     v.finish()?;
@@ -117,18 +121,16 @@ struct JsonEntry<'a> {
 /// to [`handle`], which reports what is wrong the way AWS does.
 pub fn handle_json(ctx: &Ctx<'_>, body: &[u8]) -> Option<Result<Vec<u8>, ApiError>> {
     let input: JsonInput<'_> = serde_json::from_slice(body).ok()?;
-    let within = |s: &str, max_chars: usize| !s.is_empty() && (s.len() <= max_chars || s.chars().count() <= max_chars);
-    let valid_name = input.stream_name.is_none_or(|n| within(n, 128) && (NAME.matches)(n));
-    let valid_arn = input.stream_arn.is_none_or(|a| within(a, 2048) && (STREAM_ARN.matches)(a));
+    let stream = StreamRef { name: input.stream_name, arn: input.stream_arn };
     let count = input.records.len();
-    if !valid_name || !valid_arn || count == 0 || count > ctx.streams.config().max_put_records_entries {
+    if !stream.valid() || count == 0 || count > ctx.streams.config().max_put_records_entries {
         return None;
     }
     let mut data = Vec::with_capacity(input.records.iter().map(|r| r.data.len() / 4 * 3).sum());
     let mut ranges: Vec<Range<usize>> = Vec::with_capacity(count);
     for r in &input.records {
-        let valid_ehk = r.explicit_hash_key.is_none_or(|k| k.len() <= 39 && (HASH_KEY.matches)(k));
-        if !within(r.partition_key, 256) || !valid_ehk {
+        let valid_ehk = r.explicit_hash_key.is_none_or(|k| length_within(k, 0, HASH_KEY_MAX) && (HASH_KEY.matches)(k));
+        if !length_within(r.partition_key, 1, PARTITION_KEY_MAX) || !valid_ehk {
             return None;
         }
         let start = data.len();
@@ -136,7 +138,7 @@ pub fn handle_json(ctx: &Ctx<'_>, body: &[u8]) -> Option<Result<Vec<u8>, ApiErro
         ranges.push(start..data.len());
     }
     Some((|| {
-        let name = StreamRef { name: input.stream_name, arn: input.stream_arn }.resolve(ctx)?;
+        let name = stream.resolve(ctx)?;
         let mut entries = Vec::with_capacity(count);
         for (r, range) in input.records.iter().zip(ranges) {
             entries.push(PutEntry {

@@ -53,6 +53,13 @@ fn lower_camel(name: &str) -> String {
     }
 }
 
+/// Whether `s` has `min..=max` characters, the length rule of [`Input::string`]; characters are
+/// counted only when the byte length leaves doubt.
+pub fn length_within(s: &str, min: usize, max: usize) -> bool {
+    let chars = || s.chars().count();
+    s.len() >= min && (min <= 1 || chars() >= min) && (s.len() <= max || chars() <= max)
+}
+
 fn quote(v: &str) -> String {
     format!("'{v}'")
 }
@@ -327,6 +334,14 @@ pub fn decode_base64(s: &str) -> Result<Vec<u8>, ApiError> {
 mod tests {
     use super::*;
     use crate::protocol::json;
+
+    #[test]
+    fn lengths_are_counted_in_characters() {
+        assert!(length_within("", 0, 3) && !length_within("", 1, 3));
+        assert!(length_within("abc", 1, 3) && !length_within("abcd", 1, 3));
+        assert!(length_within("ééé", 1, 3), "six bytes, three characters");
+        assert!(!length_within("éééé", 1, 3) && !length_within("é", 2, 3) && length_within("éé", 2, 3));
+    }
 
     #[test]
     fn blobs_are_standard_padded_canonical_base64() {
