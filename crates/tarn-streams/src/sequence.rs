@@ -69,9 +69,17 @@ impl SequenceNumber {
     }
 }
 
+impl SequenceNumber {
+    /// Appends the decimal form (what [`fmt::Display`] prints) to `out`. PutRecords writes one per
+    /// record; going through `fmt` cost about 2% of ingest.
+    pub fn write_decimal(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(itoa::Buffer::new().format(self.to_u128()).as_bytes());
+    }
+}
+
 impl fmt::Display for SequenceNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.to_u128())
+        f.write_str(itoa::Buffer::new().format(self.to_u128()))
     }
 }
 
@@ -87,6 +95,10 @@ mod tests {
         assert!(a.to_u128() < b.to_u128());
         let s = a.to_string();
         assert!((38..=39).contains(&s.len()), "{s}");
+        assert_eq!(s, a.to_u128().to_string(), "Display is the 128-bit integer in decimal");
+        let mut written = b"x".to_vec();
+        a.write_decimal(&mut written);
+        assert_eq!(written, format!("x{s}").into_bytes(), "write_decimal appends what Display prints");
     }
 
     #[test]

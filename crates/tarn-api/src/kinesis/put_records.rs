@@ -2,7 +2,7 @@ use std::io::Write;
 use std::ops::Range;
 
 use serde::Deserialize;
-use tarn_streams::model::shard_id;
+use tarn_streams::model::{shard_id, shard_id_bytes};
 use tarn_streams::{EntryResult, PutEntry};
 
 use super::put_record::explicit_hash_key;
@@ -107,8 +107,10 @@ struct JsonInput<'a> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JsonEntry<'a> {
+    /// Raw bytes: serde_json then skips UTF-8 validation, which the base64 decoder makes
+    /// redundant (it rejects every byte outside the alphabet). About 2% of ingest.
     #[serde(rename = "Data", borrow)]
-    data: &'a str,
+    data: &'a [u8],
     #[serde(rename = "PartitionKey", borrow)]
     partition_key: &'a str,
     #[serde(rename = "ExplicitHashKey", borrow, default)]
@@ -162,7 +164,11 @@ fn json_output(results: &[EntryResult], failed: usize) -> Vec<u8> {
         }
         match r {
             Ok(seq) => {
-                let _ = write!(out, r#"{{"SequenceNumber":"{seq}","ShardId":"{}"}}"#, shard_id(seq.shard_index));
+                out.extend_from_slice(br#"{"SequenceNumber":""#);
+                seq.write_decimal(&mut out);
+                out.extend_from_slice(br#"","ShardId":""#);
+                out.extend_from_slice(&shard_id_bytes(seq.shard_index));
+                out.extend_from_slice(br#""}"#);
             }
             Err(err) => {
                 out.extend_from_slice(br#"{"ErrorCode":"#);
