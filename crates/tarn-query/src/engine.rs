@@ -152,6 +152,7 @@ impl QueryTables {
         if let Some(t) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(Some(t.clone()));
         }
+        let t0 = Instant::now();
         let view = match self.locations.get(&key) {
             Some(location) => self
                 .lake
@@ -161,13 +162,21 @@ impl QueryTables {
             None => None,
         };
         let Some(view) = view else { return self.load_crawled(namespace, name, key) };
+        let t1 = Instant::now();
         let tail = match &self.tail {
             Some(source) => source.tail(&view).await.map_err(|e| {
                 DataFusionError::Execution(format!("cannot read the undelivered rows of {namespace}.{name}: {e}"))
             })?,
             None => Vec::new(),
         };
+        let t2 = Instant::now();
         let table = Arc::new(LakeTable::new(&view, &self.scan, self.lake.store(), tail, self.counters.clone())?);
+        tracing::debug!(
+            view_us = (t1 - t0).as_micros() as u64,
+            tail_us = (t2 - t1).as_micros() as u64,
+            table_us = t2.elapsed().as_micros() as u64,
+            "table load"
+        );
         self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(key, table.clone());
         Ok(Some(table))
     }
@@ -277,6 +286,7 @@ impl Engine {
         let default_schema = schema.unwrap_or("default");
         let statement = classify(sql)?;
         let ctx = self.session(scan.clone(), counters.clone(), default_schema).await?;
+        let session_ready = started.elapsed();
         let (schema, batches, written) = match statement {
             Statement::Read => {
                 let options =
@@ -284,13 +294,25 @@ impl Engine {
                 let frame = ctx.sql_with_options(sql, options).await?;
                 let schema = Arc::new(frame.schema().as_arrow().clone());
                 let (mut state, plan) = frame.into_parts();
+                let planned = started.elapsed();
                 let plan = state.optimize(&plan)?;
                 // (Pruning is only worth doing twice, here and in the scans, where it can change the plan.)
                 if state.config().target_partitions() > 1 && planned_bytes(&plan, &state)? <= SMALL_SCAN_BYTES {
                     state.config_mut().options_mut().execution.target_partitions = 1;
                 }
+                let optimized = started.elapsed();
                 let physical = state.query_planner().create_physical_plan(&plan, &state).await?;
-                (schema, collect(physical, state.task_ctx()).await?, Written::default())
+                let physical_planned = started.elapsed();
+                let batches = collect(physical, state.task_ctx()).await?;
+                tracing::debug!(
+                    session_us = session_ready.as_micros() as u64,
+                    logical_us = (planned - session_ready).as_micros() as u64,
+                    optimize_us = (optimized - planned).as_micros() as u64,
+                    physical_us = (physical_planned - optimized).as_micros() as u64,
+                    execute_us = (started.elapsed() - physical_planned).as_micros() as u64,
+                    "query phases"
+                );
+                (schema, batches, Written::default())
             }
             statement => {
                 let (answer, written) = self.write(statement, &ctx, default_schema).await?;
