@@ -86,11 +86,12 @@ pub fn dispatch(ctx: &Ctx<'_>, op: &str, doc: &Doc<'_>) -> Result<Doc<'static>, 
     crate::actions::find(ACTIONS, TARGET_PREFIX, op)?(ctx, doc)
 }
 
-/// The `StreamName` and `StreamARN` members most actions take.
-/// The longest StreamName and StreamARN, in characters.
+/// The longest StreamName, in characters.
 const STREAM_NAME_MAX: usize = 128;
+/// The longest StreamARN, in characters.
 const STREAM_ARN_MAX: usize = 2048;
 
+/// The `StreamName` and `StreamARN` members most actions take.
 pub(crate) struct StreamRef<'d> {
     name: Option<&'d str>,
     arn: Option<&'d str>,

@@ -11,8 +11,9 @@ use crate::error::ApiError;
 use crate::protocol::input::{HASH_KEY, Input, Violations, length_within};
 use crate::protocol::{Doc, Obj, json};
 
-/// The longest PartitionKey, in characters, and ExplicitHashKey, in digits.
+/// The longest PartitionKey, in characters.
 const PARTITION_KEY_MAX: usize = 256;
+/// The longest ExplicitHashKey, in digits.
 const HASH_KEY_MAX: usize = 39;
 
 pub fn handle(ctx: &Ctx<'_>, doc: &Doc<'_>) -> Result<Doc<'static>, ApiError> {
