@@ -142,6 +142,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         include_tail: q.include_tail,
         allow_writes: q.allow_writes,
         max_write_partitions: q.max_write_partitions,
+        kept_plans: q.kept_plans,
     };
     let engine = tarn_query::Engine::new(Arc::new(lake), Some(Arc::new(tails)), engine_config);
     let query_runtime = tokio::runtime::Builder::new_multi_thread()

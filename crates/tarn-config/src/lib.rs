@@ -164,6 +164,9 @@ pub struct QueryConfig {
     pub allow_writes: bool,
     /// Most partitions one CREATE TABLE AS or INSERT INTO may write.
     pub max_write_partitions: usize,
+    /// Optimized plans kept for statements sent again (planned once, then reused with each
+    /// query's own snapshot of its tables); 0: plan every statement.
+    pub kept_plans: usize,
 }
 
 impl Default for QueryConfig {
@@ -178,6 +181,7 @@ impl Default for QueryConfig {
             kept_executions: 10_000,
             allow_writes: true,
             max_write_partitions: 1000,
+            kept_plans: 256,
         }
     }
 }

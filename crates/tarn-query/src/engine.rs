@@ -24,6 +24,7 @@ use datafusion::physical_plan::collect;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use tarn_lake::{Lake, LiveFile, MetadataCache, TableDescription, TableView};
 
+use crate::plan_cache::{PlanCache, PlanCacheCounts};
 use crate::scan_store::{LAKE_URL, ScanStore};
 use crate::statement::{Statement, classify};
 use crate::struct_reads::{NarrowStructReads, NarrowedFooters};
@@ -57,6 +58,8 @@ pub struct EngineConfig {
     /// Most partitions one CREATE TABLE AS or INSERT may write (each is a Parquet writer held
     /// open until the statement ends).
     pub max_write_partitions: usize,
+    /// Optimized plans kept for statements sent again (see `plan_cache`); 0: none.
+    pub kept_plans: usize,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +69,7 @@ impl Default for EngineConfig {
             include_tail: true,
             allow_writes: true,
             max_write_partitions: 1000,
+            kept_plans: 256,
         }
     }
 }
@@ -128,6 +132,7 @@ pub struct Engine {
     template: SessionState,
     metadata: Arc<MetadataCache>,
     tail: Option<Arc<dyn TailSource>>,
+    plans: PlanCache,
     pub(crate) config: EngineConfig,
 }
 
@@ -256,11 +261,17 @@ impl SchemaProvider for LakeSchema {
 impl Engine {
     pub fn new(lake: Arc<Lake>, tail: Option<Arc<dyn TailSource>>, config: EngineConfig) -> Engine {
         let template = session_template(&lake, &config);
-        Engine { lake, template, metadata: Arc::default(), tail, config }
+        let plans = PlanCache::new(config.kept_plans);
+        Engine { lake, template, metadata: Arc::default(), tail, plans, config }
     }
 
     pub fn lake(&self) -> &Arc<Lake> {
         &self.lake
+    }
+
+    /// How often statements reused a kept plan.
+    pub fn plan_cache_counts(&self) -> PlanCacheCounts {
+        self.plans.counts()
     }
 
     /// `namespace.name` as `tarn describe` shows it (sharing the queries' manifest cache).
@@ -289,26 +300,32 @@ impl Engine {
         let session_ready = started.elapsed();
         let (schema, batches, written) = match statement {
             Statement::Read => {
-                let options =
-                    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-                let frame = ctx.sql_with_options(sql, options).await?;
-                let schema = Arc::new(frame.schema().as_arrow().clone());
-                let (mut state, plan) = frame.into_parts();
+                let (mut state, plan, schema, reused) = match self.plans.reuse(&ctx, default_schema, sql).await? {
+                    Some(kept) => (ctx.state(), kept.plan, kept.schema, true),
+                    None => {
+                        let options =
+                            SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+                        let frame = ctx.sql_with_options(sql, options).await?;
+                        let schema = Arc::new(frame.schema().as_arrow().clone());
+                        let (state, unoptimized) = frame.into_parts();
+                        let plan = state.optimize(&unoptimized)?;
+                        self.plans.keep(default_schema, sql, &unoptimized, &plan, &schema)?;
+                        (state, plan, schema, false)
+                    }
+                };
                 let planned = started.elapsed();
-                let plan = state.optimize(&plan)?;
                 // (Pruning is only worth doing twice, here and in the scans, where it can change the plan.)
                 if state.config().target_partitions() > 1 && planned_bytes(&plan, &state)? <= SMALL_SCAN_BYTES {
                     state.config_mut().options_mut().execution.target_partitions = 1;
                 }
-                let optimized = started.elapsed();
                 let physical = state.query_planner().create_physical_plan(&plan, &state).await?;
                 let physical_planned = started.elapsed();
                 let batches = collect(physical, state.task_ctx()).await?;
                 tracing::debug!(
                     session_us = session_ready.as_micros() as u64,
-                    logical_us = (planned - session_ready).as_micros() as u64,
-                    optimize_us = (optimized - planned).as_micros() as u64,
-                    physical_us = (physical_planned - optimized).as_micros() as u64,
+                    reused,
+                    plan_us = (planned - session_ready).as_micros() as u64,
+                    physical_us = (physical_planned - planned).as_micros() as u64,
                     execute_us = (started.elapsed() - physical_planned).as_micros() as u64,
                     "query phases"
                 );

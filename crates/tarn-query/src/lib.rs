@@ -6,13 +6,15 @@
 //! Layout: `engine` (a statement → an [`Answer`] with rows, elapsed time and bytes scanned) ·
 //! `table` (one table's scan: partition pruning, Parquet, the tail) · `tarn_lake::hive` (folder
 //! keys as columns) · `struct_reads` (reading only the struct fields a query uses) ·
-//! `yield_points` (a stopped query stops working) · `statement` (which statements write, and
-//! their table options) · `write` (CREATE TABLE AS, INSERT INTO, DROP TABLE into lake tables) ·
-//! `athena` (answers as Athena's typed text) · `scan_store` (the lake's files for DataFusion,
-//! counting bytes) · `render` (text, CSV and JSON output).
+//! `plan_cache` (optimized plans kept per statement) · `yield_points` (a stopped query stops
+//! working) · `statement` (which statements write, and their table options) · `write` (CREATE
+//! TABLE AS, INSERT INTO, DROP TABLE into lake tables) · `athena` (answers as Athena's typed
+//! text) · `scan_store` (the lake's files for DataFusion, counting bytes) · `render` (text, CSV
+//! and JSON output).
 
 mod athena;
 mod engine;
+mod plan_cache;
 mod render;
 mod scan_store;
 mod statement;
@@ -24,6 +26,7 @@ mod yield_points;
 pub use async_trait::async_trait;
 pub use athena::{TextColumn, TextResults, athena_type, text_results};
 pub use engine::{ATHENA_CATALOG, Answer, CATALOG, Engine, EngineConfig, QueryError, Stats, TailSource};
+pub use plan_cache::PlanCacheCounts;
 pub use render::{Format, render, render_reply};
 pub use table::TailBatch;
 

@@ -210,6 +210,24 @@ impl LakeTable {
         Some(LakeTable { struct_leaves: Some(Arc::new(mine)), ..self.clone() })
     }
 
+    /// This table as a kept plan holds it (`plan_cache`): what planning depended on (columns,
+    /// partition columns, file format, the struct fields the plan narrowed to), without the
+    /// snapshot's files and tail, which the next run of the plan takes from its own load.
+    pub(crate) fn planning_shape(&self) -> LakeTable {
+        LakeTable { files: Vec::new(), tail: Vec::new(), ..self.clone() }
+    }
+
+    /// `fresh` (this query's load of the table) in the place of this planned table, narrowed to
+    /// the same struct fields; `None` when the table changed in a way planning depended on (a
+    /// column added or retyped, another partitioning, another file format).
+    pub(crate) fn replanned_as(&self, fresh: &LakeTable) -> Option<LakeTable> {
+        let same = self.schema == fresh.schema
+            && self.partition_fields == fresh.partition_fields
+            && self.identity_fields == fresh.identity_fields
+            && self.text == fresh.text;
+        same.then(|| LakeTable { struct_leaves: self.struct_leaves.clone(), ..fresh.clone() })
+    }
+
     /// The bytes a scan with `filters` will read at most: its files left after partition
     /// pruning, and the tail in memory.
     pub(crate) fn planned_bytes(&self, state: &dyn Session, filters: &[Expr]) -> Result<u64> {
