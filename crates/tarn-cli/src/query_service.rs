@@ -27,13 +27,27 @@ impl TailSource for SegmentTails {
             return Ok(Vec::new()); // a table no segment delivers to (written by another engine)
         };
         let spec = self.runner.spec(&def)?;
+        let rows = match self.reader.read_unchanged(&spec, view.checkpoint.as_ref(), &view.table_schema) {
+            Some(rows) => rows,
+            None => self.read(spec, view).await?,
+        };
+        Ok(rows.into_iter().map(|(folder, batch)| TailBatch { folder, batch }).collect())
+    }
+}
+
+impl SegmentTails {
+    /// The tail read from the stream, on a blocking thread (it may read and convert much).
+    async fn read(
+        &self,
+        spec: tarn_delivery::DeliverySpec,
+        view: &TableView,
+    ) -> Result<tarn_delivery::TailRows, String> {
         let reader = self.reader.clone();
         let checkpoint = view.checkpoint.clone();
         let schema = view.table_schema.clone();
-        let rows = tokio::task::spawn_blocking(move || reader.read(&spec, checkpoint.as_ref(), &schema))
+        tokio::task::spawn_blocking(move || reader.read(&spec, checkpoint.as_ref(), &schema))
             .await
-            .map_err(|e| format!("the tail reader failed: {e}"))??;
-        Ok(rows.into_iter().map(|(folder, batch)| TailBatch { folder, batch }).collect())
+            .map_err(|e| format!("the tail reader failed: {e}"))?
     }
 }
 

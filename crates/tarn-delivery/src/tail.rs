@@ -47,6 +47,27 @@ impl TailReader {
         TailReader { streams, max_bytes, converted: Mutex::default() }
     }
 
+    /// What [`TailReader::read`] would return, when that needs no read of the stream: the rows
+    /// converted by an earlier read for the same checkpoint and schema, no shard having had a
+    /// record acknowledged since. `None`: call `read` (which may read the log at length, so it
+    /// belongs on a blocking thread; this does not).
+    pub fn read_unchanged(
+        &self,
+        spec: &DeliverySpec,
+        checkpoint: Option<&BTreeMap<String, String>>,
+        schema: &TableSchema,
+    ) -> Option<TailRows> {
+        let (tag, ends) = self.streams.durable_ends(&spec.stream).ok()?;
+        let table = format!("{}.{}", spec.layer, spec.name);
+        let cache = self.converted.lock().unwrap_or_else(|p| p.into_inner());
+        let state = cache.get(&table)?;
+        let current = state.checkpoint.as_ref() == checkpoint
+            && &state.schema == schema
+            && state.cursor.stream_tag() == tag
+            && ends.iter().all(|&(index, end)| state.cursor.knows(index) && state.cursor.next(index) >= end);
+        current.then(|| state.rows.clone())
+    }
+
     /// The records of `spec`'s stream after `checkpoint`, converted with `schema` (the table's
     /// schema at that checkpoint). Records that cannot be converted are left out, as the flush
     /// sends them to the error output.

@@ -362,13 +362,20 @@ impl Engine {
         // The copy shares the template's catalog list: this query's catalog goes into its own.
         state.register_catalog_list(Arc::new(MemoryCatalogProviderList::new()));
         let ctx = SessionContext::new_with_state(state);
+        let t0 = Instant::now();
         let crawled: HashMap<(String, String), tarn_crawl::CrawledTable> = tarn_crawl::load_all(self.lake.dir())
             .map_err(|e| QueryError::Internal(format!("cannot read the crawled tables: {e}")))?
             .into_iter()
             .map(|t| ((t.namespace.clone(), t.name.clone()), t))
             .collect();
+        let t1 = Instant::now();
         let listing =
             self.lake.listing().await.map_err(|e| QueryError::Internal(format!("cannot read the catalog: {e}")))?;
+        tracing::debug!(
+            crawled_us = (t1 - t0).as_micros() as u64,
+            listing_us = t1.elapsed().as_micros() as u64,
+            "session catalog"
+        );
         let mut names: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         let mut locations = HashMap::new();
         for (namespace, tables) in listing.namespaces {

@@ -166,6 +166,17 @@ impl Streams {
         Ok(self.snapshot_of(&st.meta))
     }
 
+    /// The stream's tag and, for each of its shards (by index), the durable end of its log: the
+    /// offset its next acknowledged record will take. A reader positioned there has nothing new
+    /// to read; telling so costs no read of the log.
+    pub fn durable_ends(&self, name: &str) -> Result<(u32, Vec<(u32, u64)>)> {
+        let stream = self.stream(name)?;
+        let st = stream.read();
+        let ends =
+            st.meta.shards.iter().filter_map(|s| Some((s.index, st.logs.get(&s.index)?.durable_end()))).collect();
+        Ok((st.meta.tag, ends))
+    }
+
     pub(crate) fn snapshot_of(&self, meta: &StreamMeta) -> StreamSnapshot {
         StreamSnapshot { status: meta.status(self.now()), arn: self.config.stream_arn(&meta.name), meta: meta.clone() }
     }
