@@ -200,3 +200,14 @@ def test_formats_errors_and_authentication(make_server, tmp_path):
 
     bad = tarn_query(server, "SELEC 1", check=False)
     assert bad.returncode != 0 and "InvalidRequestException" in bad.stderr
+
+    # Sent again, a read reuses its kept plan and says so; /metrics counts statements by outcome.
+    again = post_query(server, b"SELECT vehicleid, speed FROM raw.vehicles ORDER BY vehicleid", content_type="text/plain", path="/v1/query?format=csv")
+    assert again[0] == 200 and again[2].decode().splitlines() == ["vehicleid,speed", "V00000,0", "V00001,1", "V00002,2"]
+    assert again[1]["x-tarn-plan-reused"] == "true"
+    assert post_query(server, {"sql": "SELECT now()"})[1]["x-tarn-plan-reused"] == "false"
+    text = urllib.request.urlopen(server.endpoint + "/metrics").read().decode()
+    assert 'tarn_query_total{api="query",outcome="ok"} 5' in text, text
+    assert 'tarn_query_total{api="query",outcome="user_error"} 3' in text, text
+    assert 'tarn_query_plans_reused_total{api="query"} 1' in text, text
+    assert 'tarn_query_duration_seconds_count{api="query"} 5' in text, text

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
+use tarn_api::metrics::Metrics;
 use tarn_api::query::{CatalogColumn, Pending, QueryResults, ResultColumn, ResultsFuture, TableInfo};
 use tarn_api::{QueryFailure, QueryReply, QueryService};
 use tarn_delivery::TailReader;
 use tarn_lake::{TableDescription, TableView};
-use tarn_query::{Engine, Format, QueryError, TailBatch, TailSource};
+use tarn_query::{Engine, Format, QueryError, Stats, TailBatch, TailSource};
 use tarn_segments::Segments;
 
 use crate::segments::DeliveryRunner;
@@ -56,16 +57,38 @@ impl SegmentTails {
 pub struct EngineService {
     pub engine: Arc<Engine>,
     pub runtime: tokio::runtime::Handle,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Counts a statement's outcome and, when it ran, its engine time and bytes scanned, under `api`
+/// (`query`: `/v1/query`; `athena`).
+fn record(metrics: &Metrics, api: &str, result: Result<&Stats, &QueryFailure>) {
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(QueryFailure::Invalid(_)) => "user_error",
+        Err(QueryFailure::Internal(_)) => "internal_error",
+    };
+    metrics.add("tarn_query_total", &[("api", api), ("outcome", outcome)], 1);
+    if let Ok(stats) = result {
+        metrics.observe("tarn_query_duration_seconds", &[("api", api)], stats.elapsed_us as f64 / 1e6);
+        metrics.add("tarn_query_bytes_scanned_total", &[("api", api)], stats.bytes_scanned);
+        if stats.plan_reused {
+            metrics.add("tarn_query_plans_reused_total", &[("api", api)], 1);
+        }
+    }
 }
 
 impl QueryService for EngineService {
     fn query(&self, sql: String, format: String) -> tarn_api::query::QueryFuture {
         let engine = self.engine.clone();
         let runtime = self.runtime.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let format = Format::from_name(&format)
                 .ok_or_else(|| QueryFailure::Invalid(format!("unknown format {format:?}: use json, csv or table")))?;
-            let answer = OnQueryRuntime(runtime.spawn(async move { engine.query(&sql).await })).finish().await?;
+            let answer = OnQueryRuntime(runtime.spawn(async move { engine.query(&sql).await })).finish().await;
+            record(&metrics, "query", answer.as_ref().map(|a| &a.stats));
+            let answer = answer?;
             let stats = &answer.stats;
             tracing::debug!(rows = stats.rows, us = stats.elapsed_us, bytes = stats.bytes_scanned, "query");
             let body = tarn_query::render_reply(&answer, format).map_err(|e| QueryFailure::Internal(e.to_string()))?;
@@ -79,6 +102,7 @@ impl QueryService for EngineService {
                 ("x-tarn-rows-written", stats.rows_written.to_string()),
                 ("x-tarn-files-written", stats.files_written.to_string()),
                 ("x-tarn-bytes-written", stats.bytes_written.to_string()),
+                ("x-tarn-plan-reused", stats.plan_reused.to_string()),
             ];
             Ok(QueryReply { content_type: format.content_type(), body, headers })
         })
@@ -91,8 +115,11 @@ impl QueryService for EngineService {
             let text = tarn_query::text_results(&answer).map_err(|e| QueryError::Internal(e.to_string()))?;
             Ok((answer.stats, text))
         });
+        let metrics = self.metrics.clone();
         Box::pin(async move {
-            let (stats, text) = OnQueryRuntime(task).finish().await?;
+            let outcome = OnQueryRuntime(task).finish().await;
+            record(&metrics, "athena", outcome.as_ref().map(|(stats, _)| stats));
+            let (stats, text) = outcome?;
             let columns = text
                 .columns
                 .into_iter()

@@ -150,8 +150,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the query runtime")?;
-    let service =
-        crate::query_service::EngineService { engine: Arc::new(engine), runtime: query_runtime.handle().clone() };
+    let service = crate::query_service::EngineService {
+        engine: Arc::new(engine),
+        runtime: query_runtime.handle().clone(),
+        metrics: metrics.clone(),
+    };
     let query: Arc<dyn tarn_api::QueryService> = Arc::new(service);
     for crawler in config.crawlers.clone() {
         let query = query.clone();

@@ -42,6 +42,12 @@ fn help(name: &str) -> &'static str {
         "tarn_stream_iterator_age_milliseconds" => "MillisBehindLatest of the most recent GetRecords on a stream.",
         "tarn_stream_storage_bytes" => "Bytes of a stream's shard logs on disk.",
         "tarn_stream_open_shards" => "Open shards of a stream.",
+        "tarn_query_total" => {
+            "SQL statements by API (query: /v1/query; athena) and outcome (ok, user_error, internal_error)."
+        }
+        "tarn_query_duration_seconds" => "Engine time of SQL statements that succeeded, by API.",
+        "tarn_query_bytes_scanned_total" => "Bytes of the lake's files read by SQL statements, by API.",
+        "tarn_query_plans_reused_total" => "SQL reads that reused the optimized plan kept from an earlier run.",
         _ => "",
     }
 }

@@ -98,6 +98,8 @@ pub struct Stats {
     pub rows_written: u64,
     pub files_written: u64,
     pub bytes_written: u64,
+    /// The statement's optimized plan was kept from an earlier run of it (see `plan_cache`).
+    pub plan_reused: bool,
 }
 
 /// Why a query failed: the statement (`User`) or Tarn (`Internal`).
@@ -298,6 +300,7 @@ impl Engine {
         let statement = classify(sql)?;
         let ctx = self.session(scan.clone(), counters.clone(), default_schema).await?;
         let session_ready = started.elapsed();
+        let mut plan_reused = false;
         let (schema, batches, written) = match statement {
             Statement::Read => {
                 let (mut state, plan, schema, reused) = match self.plans.reuse(&ctx, default_schema, sql).await? {
@@ -329,6 +332,7 @@ impl Engine {
                     execute_us = (started.elapsed() - physical_planned).as_micros() as u64,
                     "query phases"
                 );
+                plan_reused = reused;
                 (schema, batches, Written::default())
             }
             statement => {
@@ -347,6 +351,7 @@ impl Engine {
             rows_written: written.rows,
             files_written: written.files,
             bytes_written: written.bytes,
+            plan_reused,
         };
         Ok(Answer { schema, batches, stats })
     }
