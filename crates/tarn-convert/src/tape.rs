@@ -273,8 +273,11 @@ impl<'p> Tape<'p> {
             at = after;
             kind = Kind::Float;
         }
+        // At most 10^magnitude: the integral digits plus the exponent.
+        let mut magnitude = integral_digits as i64;
         if matches!(b.get(at), Some(b'e' | b'E')) {
             at += 1;
+            let negative = b.get(at) == Some(&b'-');
             if matches!(b.get(at), Some(b'+' | b'-')) {
                 at += 1;
             }
@@ -282,13 +285,18 @@ impl<'p> Tape<'p> {
             if after == at {
                 return Err(Unread);
             }
+            let exponent = b[at..after].iter().fold(0i64, |e, d| (e * 10 + i64::from(d - b'0')).min(1_000_000));
+            magnitude += if negative { -exponent } else { exponent };
             at = after;
             kind = Kind::Float;
         }
-        // `serde_json` refuses numbers beyond f64's range (integers too long for u64 are read as
-        // floats); leave those, and anything near them, to it.
+        // `serde_json` refuses numbers beyond f64's range (about 1.8e308; integers too long for
+        // u64 are read as floats); leave those, and anything near them, to it. Below 10^300 a
+        // number cannot round to infinity, so only larger ones are parsed here to tell.
         if integral_digits > 300
-            || (kind == Kind::Float && !self.payload[start..at].parse::<f64>().is_ok_and(f64::is_finite))
+            || (kind == Kind::Float
+                && magnitude > 300
+                && !self.payload[start..at].parse::<f64>().is_ok_and(f64::is_finite))
         {
             return Err(Unread);
         }
@@ -360,6 +368,30 @@ mod tests {
         tape.read(br#"{"k\u00e9y":"a\"b\\c\/\n\ud83d\ude00 end"}"#).unwrap();
         assert_eq!(tape.text(&tape.tokens[1]), "k\u{e9}y");
         assert_eq!(tape.text(&tape.tokens[2]), "a\"b\\c/\n\u{1f600} end");
+    }
+
+    #[test]
+    fn numbers_near_the_end_of_f64s_range_are_taken_as_serde_json_takes_them() {
+        for number in [
+            "1.5e308",
+            "2e308",
+            "-2e308",
+            "1.7976931348623157e308",
+            "1.7976931348623159e308",
+            "0.00001e310",
+            "0.00001e314",
+            "17976931348623157e292",
+            "1e300",
+            "123.5e298",
+            "1e-400",
+            "-0.0e999999999999",
+            "9e299",
+            "99e299",
+        ] {
+            let json = format!(r#"{{"a":{number}}}"#);
+            let serde_ok = serde_json::from_str::<serde_json::Value>(&json).is_ok();
+            assert_eq!(read(&json).is_some(), serde_ok, "{number}: serde_json accepts it: {serde_ok}");
+        }
     }
 
     #[test]
