@@ -303,7 +303,7 @@ impl Engine {
         let mut plan_reused = false;
         let (schema, batches, written) = match statement {
             Statement::Read => {
-                let (mut state, plan, schema, reused) = match self.plans.reuse(&ctx, default_schema, sql).await? {
+                let (mut state, plan, schema, reused) = match self.plans.reuse(&ctx, default_schema, sql).await {
                     Some(kept) => (ctx.state(), kept.plan, kept.schema, true),
                     None => {
                         let options =
@@ -312,7 +312,7 @@ impl Engine {
                         let schema = Arc::new(frame.schema().as_arrow().clone());
                         let (state, unoptimized) = frame.into_parts();
                         let plan = state.optimize(&unoptimized)?;
-                        self.plans.keep(default_schema, sql, &unoptimized, &plan, &schema)?;
+                        self.plans.keep(default_schema, sql, &unoptimized, &plan, &schema);
                         (state, plan, schema, false)
                     }
                 };

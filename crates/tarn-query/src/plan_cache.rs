@@ -87,16 +87,24 @@ impl PlanCache {
     }
 
     /// The kept plan of `sql` with `ctx`'s tables in it, or `None` (plan it): none is kept, or a
-    /// table it reads is gone or changed shape.
-    pub(crate) async fn reuse(
-        &self,
-        ctx: &SessionContext,
-        default_schema: &str,
-        sql: &str,
-    ) -> Result<Option<ReusedPlan>> {
+    /// table it reads is gone or changed shape. The cache never fails a statement: whatever goes
+    /// wrong here, the statement is planned as if nothing had been kept.
+    pub(crate) async fn reuse(&self, ctx: &SessionContext, default_schema: &str, sql: &str) -> Option<ReusedPlan> {
         if self.capacity == 0 || sql.len() > MAX_KEPT_SQL_BYTES {
-            return Ok(None);
+            return None;
         }
+        match self.try_reuse(ctx, default_schema, sql).await {
+            Ok(reused) => reused,
+            Err(e) => {
+                tracing::debug!(error = %e, "a kept plan could not be reused; planning the statement");
+                self.lock().remove(&PlanKey { default_schema: default_schema.to_owned(), sql: sql.to_owned() });
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    async fn try_reuse(&self, ctx: &SessionContext, default_schema: &str, sql: &str) -> Result<Option<ReusedPlan>> {
         let key = PlanKey { default_schema: default_schema.to_owned(), sql: sql.to_owned() };
         let Some(kept) = self.lock().get(&key).cloned() else {
             self.misses.fetch_add(1, Ordering::Relaxed);
@@ -150,6 +158,19 @@ impl PlanCache {
         unoptimized: &LogicalPlan,
         optimized: &LogicalPlan,
         schema: &SchemaRef,
+    ) {
+        if let Err(e) = self.try_keep(default_schema, sql, unoptimized, optimized, schema) {
+            tracing::debug!(error = %e, "the plan is not kept");
+        }
+    }
+
+    fn try_keep(
+        &self,
+        default_schema: &str,
+        sql: &str,
+        unoptimized: &LogicalPlan,
+        optimized: &LogicalPlan,
+        schema: &SchemaRef,
     ) -> Result<()> {
         if self.capacity == 0 || sql.len() > MAX_KEPT_SQL_BYTES || !reusable(unoptimized)? || !reusable(optimized)? {
             return Ok(());
@@ -161,7 +182,9 @@ impl PlanCache {
             .transform_up_with_subqueries(|node| {
                 let LogicalPlan::TableScan(mut scan) = node else { return Ok(Transformed::no(node)) };
                 let provider = source_as_provider(&scan.source)?;
-                let table = provider.as_any().downcast_ref::<LakeTable>().expect("reusable plans read lake tables");
+                let Some(table) = provider.as_any().downcast_ref::<LakeTable>() else {
+                    return datafusion::common::plan_err!("a kept plan reads lake tables only");
+                };
                 scan.source = provider_as_source(Arc::new(table.planning_shape()));
                 if seen.insert(scan.table_name.clone()) {
                     tables.push(scan.table_name.clone());
