@@ -24,6 +24,7 @@ use datafusion::physical_plan::collect;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use tarn_lake::{Lake, LiveFile, MetadataCache, TableDescription, TableView};
 
+use crate::folder_aggregates::FolderAggregates;
 use crate::plan_cache::{PlanCache, PlanCacheCounts};
 use crate::scan_store::{LAKE_URL, ScanStore};
 use crate::statement::{Statement, classify};
@@ -468,6 +469,7 @@ fn session_template(lake: &Lake, config: &EngineConfig) -> SessionState {
         .with_default_features()
         .with_optimizer_rule(Arc::new(NarrowStructReads))
         .with_physical_optimizer_rule(Arc::new(JoinsYield))
+        .with_physical_optimizer_rule(Arc::new(FolderAggregates))
         .build()
 }
 

@@ -6,7 +6,8 @@
 //! Layout: `engine` (a statement → an [`Answer`] with rows, elapsed time and bytes scanned) ·
 //! `table` (one table's scan: partition pruning, Parquet, the tail) · `tarn_lake::hive` (folder
 //! keys as columns) · `struct_reads` (reading only the struct fields a query uses) ·
-//! `plan_cache` (optimized plans kept per statement) · `yield_points` (a stopped query stops
+//! `plan_cache` (optimized plans kept per statement) · `folder_aggregates` (grouping by
+//! folder columns without a lookup per row) · `yield_points` (a stopped query stops
 //! working) · `statement` (which statements write, and their table options) · `write` (CREATE
 //! TABLE AS, INSERT INTO, DROP TABLE into lake tables) · `athena` (answers as Athena's typed
 //! text) · `scan_store` (the lake's files for DataFusion, counting bytes) · `render` (text, CSV
@@ -14,6 +15,7 @@
 
 mod athena;
 mod engine;
+mod folder_aggregates;
 mod plan_cache;
 mod render;
 mod scan_store;

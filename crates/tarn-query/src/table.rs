@@ -35,6 +35,7 @@ use futures_util::StreamExt;
 use tarn_crawl::FileFormat;
 use tarn_lake::TableView;
 
+use crate::folder_aggregates::KnownRows;
 use crate::scan_store::{LAKE_URL, ScanStore};
 use crate::struct_reads::{NarrowedFooters, StructLeaves, StructLeavesReaderFactory};
 use tarn_lake::hive::{self, below_data};
@@ -524,8 +525,13 @@ impl TableProvider for LakeTable {
                     FileGroup::new(
                         g.into_iter()
                             .map(|f| {
-                                PartitionedFile::new(f.key, f.size)
-                                    .with_partition_values(f.partition.into_iter().map(ScalarValue::Utf8View).collect())
+                                let file = PartitionedFile::new(f.key, f.size).with_partition_values(
+                                    f.partition.into_iter().map(ScalarValue::Utf8View).collect(),
+                                );
+                                match f.rows {
+                                    Some(rows) => file.with_extensions(Arc::new(KnownRows(rows))),
+                                    None => file,
+                                }
                             })
                             .collect(),
                     )
