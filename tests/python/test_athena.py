@@ -5,6 +5,7 @@ queue behind the running-query limit and the results budget."""
 
 import json
 import time
+import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
@@ -90,6 +91,12 @@ def test_a_boto3_athena_query_runs_over_files_and_tail_with_statistics_and_typed
     # Fully qualified names as Athena code writes them work too.
     qualified = run(athena, 'SELECT count(*) FROM "awsdatacatalog"."raw"."vehicles"', QueryExecutionContext={})
     assert all_rows(athena, qualified["QueryExecutionId"])[0][1] == ["330"]
+
+    # Both statements are counted under the Athena API, with the bytes they scanned.
+    text = urllib.request.urlopen(server.endpoint + "/metrics").read().decode()
+    assert 'tarn_query_total{api="athena",outcome="ok"} 2' in text, text
+    scanned = next(line for line in text.splitlines() if line.startswith('tarn_query_bytes_scanned_total{api="athena"}'))
+    assert int(scanned.split()[-1]) >= stats["DataScannedInBytes"] > 0
 
 
 def test_results_go_to_an_output_location_in_the_lakes_storage_as_athena_csv(make_server, tmp_path):
