@@ -34,6 +34,19 @@ struct Converted {
     bytes: usize,
 }
 
+impl Converted {
+    /// Whether these rows continue the tail after `checkpoint` of the stream tagged `tag`,
+    /// converted with `schema`.
+    fn continues(&self, checkpoint: Option<&BTreeMap<String, String>>, schema: &TableSchema, tag: u32) -> bool {
+        self.checkpoint.as_ref() == checkpoint && &self.schema == schema && self.cursor.stream_tag() == tag
+    }
+}
+
+/// The key of `spec`'s table among the converted tails.
+fn table_key(spec: &DeliverySpec) -> String {
+    format!("{}.{}", spec.layer, spec.name)
+}
+
 /// Reads segments' tails, keeping what it converted.
 pub struct TailReader {
     streams: Arc<Streams>,
@@ -58,12 +71,9 @@ impl TailReader {
         schema: &TableSchema,
     ) -> Option<TailRows> {
         let (tag, ends) = self.streams.durable_ends(&spec.stream).ok()?;
-        let table = format!("{}.{}", spec.layer, spec.name);
         let cache = self.converted.lock().unwrap_or_else(|p| p.into_inner());
-        let state = cache.get(&table)?;
-        let current = state.checkpoint.as_ref() == checkpoint
-            && &state.schema == schema
-            && state.cursor.stream_tag() == tag
+        let state = cache.get(&table_key(spec))?;
+        let current = state.continues(checkpoint, schema, tag)
             && ends.iter().all(|&(index, end)| state.cursor.knows(index) && state.cursor.next(index) >= end);
         current.then(|| state.rows.clone())
     }
@@ -77,13 +87,11 @@ impl TailReader {
         checkpoint: Option<&BTreeMap<String, String>>,
         schema: &TableSchema,
     ) -> Result<TailRows, String> {
-        let table = format!("{}.{}", spec.layer, spec.name);
+        let table = table_key(spec);
         let snapshot = self.streams.snapshot(&spec.stream).map_err(|e| e.to_string())?;
         let tag = snapshot.meta.tag;
         let mut cache = self.converted.lock().unwrap_or_else(|p| p.into_inner());
-        let reusable = cache.get(&table).is_some_and(|c| {
-            c.checkpoint.as_ref() == checkpoint && &c.schema == schema && c.cursor.stream_tag() == tag
-        });
+        let reusable = cache.get(&table).is_some_and(|c| c.continues(checkpoint, schema, tag));
         if !reusable {
             let cursor = checkpoint.map_or_else(|| Cursor::new(tag), |c| Cursor::from_checkpoint(tag, c));
             let fresh = Converted {

@@ -86,67 +86,41 @@ impl PlanCache {
         self.plans.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether statements of `sql`'s length are kept at all.
+    fn keeps(&self, sql: &str) -> bool {
+        self.capacity > 0 && sql.len() <= MAX_KEPT_SQL_BYTES
+    }
+
     /// The kept plan of `sql` with `ctx`'s tables in it, or `None` (plan it): none is kept, or a
-    /// table it reads is gone or changed shape. The cache never fails a statement: whatever goes
-    /// wrong here, the statement is planned as if nothing had been kept.
+    /// table it reads is gone or changed shape (the kept plan is then dropped, to be planned and
+    /// kept again). The cache never fails a statement: whatever goes wrong here, the statement is
+    /// planned as if nothing had been kept.
     pub(crate) async fn reuse(&self, ctx: &SessionContext, default_schema: &str, sql: &str) -> Option<ReusedPlan> {
-        if self.capacity == 0 || sql.len() > MAX_KEPT_SQL_BYTES {
+        if !self.keeps(sql) {
             return None;
         }
-        match self.try_reuse(ctx, default_schema, sql).await {
-            Ok(reused) => reused,
-            Err(e) => {
+        let key = PlanKey { default_schema: default_schema.to_owned(), sql: sql.to_owned() };
+        let kept = self.lock().get(&key).cloned();
+        let reused = match &kept {
+            Some(kept) => kept.with_tables_of(ctx).await.unwrap_or_else(|e| {
                 tracing::debug!(error = %e, "a kept plan could not be reused; planning the statement");
-                self.lock().remove(&PlanKey { default_schema: default_schema.to_owned(), sql: sql.to_owned() });
+                None
+            }),
+            None => None,
+        };
+        match reused {
+            Some(reused) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(reused)
+            }
+            None => {
+                if kept.is_some() {
+                    self.lock().remove(&key);
+                }
                 self.misses.fetch_add(1, Ordering::Relaxed);
                 None
             }
         }
-    }
-
-    async fn try_reuse(&self, ctx: &SessionContext, default_schema: &str, sql: &str) -> Result<Option<ReusedPlan>> {
-        let key = PlanKey { default_schema: default_schema.to_owned(), sql: sql.to_owned() };
-        let Some(kept) = self.lock().get(&key).cloned() else {
-            self.misses.fetch_add(1, Ordering::Relaxed);
-            return Ok(None);
-        };
-        let mut fresh = HashMap::new();
-        for name in &kept.tables {
-            // A table that is gone: planning again gives the user the error.
-            let Ok(provider) = ctx.table_provider(name.clone()).await else { return self.stale(&key) };
-            fresh.insert(name.clone(), provider);
-        }
-        let mut changed = false;
-        let plan = kept
-            .plan
-            .clone()
-            .transform_up_with_subqueries(|node| {
-                let LogicalPlan::TableScan(mut scan) = node else { return Ok(Transformed::no(node)) };
-                let planned = source_as_provider(&scan.source)?;
-                let now = fresh.get(&scan.table_name).and_then(|p| p.as_any().downcast_ref::<LakeTable>());
-                let replanned = match (planned.as_any().downcast_ref::<LakeTable>(), now) {
-                    (Some(planned), Some(now)) => planned.replanned_as(now),
-                    _ => None,
-                };
-                match replanned {
-                    Some(table) => scan.source = provider_as_source(Arc::new(table)),
-                    None => changed = true,
-                }
-                Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
-            })?
-            .data;
-        if changed {
-            return self.stale(&key);
-        }
-        self.hits.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(ReusedPlan { plan, schema: kept.schema.clone() }))
-    }
-
-    /// A kept plan that no longer fits its tables: dropped, to be planned and kept again.
-    fn stale(&self, key: &PlanKey) -> Result<Option<ReusedPlan>> {
-        self.lock().remove(key);
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        Ok(None)
     }
 
     /// Keeps `optimized`, the plan of `sql` (`unoptimized` is what the SQL planner made of it, in
@@ -159,21 +133,35 @@ impl PlanCache {
         optimized: &LogicalPlan,
         schema: &SchemaRef,
     ) {
-        if let Err(e) = self.try_keep(default_schema, sql, unoptimized, optimized, schema) {
-            tracing::debug!(error = %e, "the plan is not kept");
+        if !self.keeps(sql) {
+            return;
         }
+        let kept = match KeptPlan::of(unoptimized, optimized, schema) {
+            Ok(Some(kept)) => kept,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "the plan is not kept");
+                return;
+            }
+        };
+        let mut plans = self.lock();
+        if plans.len() >= self.capacity {
+            // Not least recently used, but bounded: a full cache makes room by forgetting one plan.
+            if let Some(victim) = plans.keys().next().cloned() {
+                plans.remove(&victim);
+            }
+        }
+        let key = PlanKey { default_schema: default_schema.to_owned(), sql: sql.to_owned() };
+        plans.insert(key, Arc::new(kept));
     }
+}
 
-    fn try_keep(
-        &self,
-        default_schema: &str,
-        sql: &str,
-        unoptimized: &LogicalPlan,
-        optimized: &LogicalPlan,
-        schema: &SchemaRef,
-    ) -> Result<()> {
-        if self.capacity == 0 || sql.len() > MAX_KEPT_SQL_BYTES || !reusable(unoptimized)? || !reusable(optimized)? {
-            return Ok(());
+impl KeptPlan {
+    /// `optimized` with its tables reduced to their planning shape, or `None` if the plan may
+    /// not be reused.
+    fn of(unoptimized: &LogicalPlan, optimized: &LogicalPlan, schema: &SchemaRef) -> Result<Option<KeptPlan>> {
+        if !reusable(unoptimized)? || !reusable(optimized)? {
+            return Ok(None);
         }
         let mut tables = Vec::new();
         let mut seen = HashSet::new();
@@ -192,16 +180,38 @@ impl PlanCache {
                 Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
             })?
             .data;
-        let mut plans = self.lock();
-        if plans.len() >= self.capacity {
-            // Not least recently used, but bounded: a full cache makes room by forgetting one plan.
-            if let Some(victim) = plans.keys().next().cloned() {
-                plans.remove(&victim);
-            }
+        Ok(Some(KeptPlan { plan, schema: schema.clone(), tables }))
+    }
+
+    /// This plan with `ctx`'s loads of its tables in it; `None` when a table is gone or changed
+    /// shape.
+    async fn with_tables_of(&self, ctx: &SessionContext) -> Result<Option<ReusedPlan>> {
+        let mut fresh = HashMap::new();
+        for name in &self.tables {
+            // A table that is gone: planning again gives the user the error.
+            let Ok(provider) = ctx.table_provider(name.clone()).await else { return Ok(None) };
+            fresh.insert(name.clone(), provider);
         }
-        let key = PlanKey { default_schema: default_schema.to_owned(), sql: sql.to_owned() };
-        plans.insert(key, Arc::new(KeptPlan { plan, schema: schema.clone(), tables }));
-        Ok(())
+        let mut changed = false;
+        let plan = self
+            .plan
+            .clone()
+            .transform_up_with_subqueries(|node| {
+                let LogicalPlan::TableScan(mut scan) = node else { return Ok(Transformed::no(node)) };
+                let planned = source_as_provider(&scan.source)?;
+                let now = fresh.get(&scan.table_name).and_then(|p| p.as_any().downcast_ref::<LakeTable>());
+                let replanned = match (planned.as_any().downcast_ref::<LakeTable>(), now) {
+                    (Some(planned), Some(now)) => planned.replanned_as(now),
+                    _ => None,
+                };
+                match replanned {
+                    Some(table) => scan.source = provider_as_source(Arc::new(table)),
+                    None => changed = true,
+                }
+                Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+            })?
+            .data;
+        Ok((!changed).then(|| ReusedPlan { plan, schema: self.schema.clone() }))
     }
 }
 
