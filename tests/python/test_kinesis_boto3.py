@@ -304,4 +304,10 @@ def test_metrics_count_what_went_through(server, kinesis):
     text = urllib.request.urlopen(server.endpoint + "/metrics").read().decode()
     assert f'tarn_stream_records_in_total{{stream="{name}"}} 3' in text
     assert f'tarn_stream_bytes_in_total{{stream="{name}"}} 18' in text
+    # One shard, one call: one fsync. A lone writer's calls each get their own, without waiting.
+    assert f'tarn_stream_fsyncs{{stream="{name}"}} 1' in text
+    for _ in range(2):
+        kinesis.put_record(StreamName=name, Data=b"x", PartitionKey="k")
+    text = urllib.request.urlopen(server.endpoint + "/metrics").read().decode()
+    assert f'tarn_stream_fsyncs{{stream="{name}"}} 3' in text
     assert 'tarn_api_request_duration_seconds_count{operation="PutRecords"}' in text

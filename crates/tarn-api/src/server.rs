@@ -133,9 +133,11 @@ pub async fn serve(
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    for (stream, bytes, open) in state.streams.usage() {
-        state.metrics.set("tarn_stream_storage_bytes", &[("stream", &stream)], bytes as f64);
-        state.metrics.set("tarn_stream_open_shards", &[("stream", &stream)], open as f64);
+    for usage in state.streams.usage() {
+        let stream = [("stream", usage.name.as_str())];
+        state.metrics.set("tarn_stream_storage_bytes", &stream, usage.storage_bytes as f64);
+        state.metrics.set("tarn_stream_open_shards", &stream, usage.open_shards as f64);
+        state.metrics.set("tarn_stream_fsyncs", &stream, usage.fsyncs as f64);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

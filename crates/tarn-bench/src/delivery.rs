@@ -58,12 +58,17 @@ fn put_body(records: &[String], key_base: u64) -> Bytes {
     Bytes::from(out)
 }
 
-/// A counter from the server's Prometheus text.
+/// A counter of the bench's table from the server's Prometheus text.
 async fn metric(signer: &Signer, name: &str) -> anyhow::Result<f64> {
+    labelled_metric(signer, name, r#"table="bench.vehicles""#).await
+}
+
+/// A metric from the server's Prometheus text, on the line that has `label`.
+async fn labelled_metric(signer: &Signer, name: &str, label: &str) -> anyhow::Result<f64> {
     let text = signer.get("/metrics").await?;
     Ok(text
         .lines()
-        .find(|l| l.starts_with(name) && l.contains(r#"table="bench.vehicles""#))
+        .find(|l| l.starts_with(name) && l.contains(label))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0))
@@ -147,6 +152,8 @@ async fn throughput(signer: &Arc<Signer>, args: &Args, server_pid: Option<u32>) 
     }
     println!("  records/s          {:>12.0}", acked / ingest_secs);
     println!("  MB/s (JSON)        {:>12.1}", acked_mb / ingest_secs);
+    let fsyncs = labelled_metric(signer, "tarn_stream_fsyncs", &format!(r#"stream="{STREAM}""#)).await?;
+    println!("  fsyncs per request {:>12.2}", fsyncs / (acked / args.batch as f64));
     println!("Delivery while ingest ran");
     println!("  MB/s (JSON)        {:>12.1}", delivered_during / 1e6 / ingest_secs);
     let deadline = Instant::now() + Duration::from_secs(1800);

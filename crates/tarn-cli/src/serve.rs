@@ -49,6 +49,7 @@ fn streams_config(c: &Config) -> StreamsConfig {
         log: tarn_log::LogConfig {
             segment_max_bytes: c.storage.segment_max_bytes,
             segment_max_age_ms: c.storage.segment_max_age_seconds as i64 * 1000,
+            sync_interval: std::time::Duration::from_micros(c.storage.sync_interval_micros),
         },
     }
 }

@@ -102,6 +102,9 @@ pub struct KinesisConfig {
 pub struct StorageConfig {
     pub segment_max_bytes: u64,
     pub segment_max_age_seconds: u64,
+    /// Under concurrent load, a shard's log fsyncs at most once per this many microseconds, so that
+    /// more appends share each fsync. A lone writer never waits for it; 0 fsyncs at once.
+    pub sync_interval_micros: u64,
 }
 
 /// Where the lake's files (tables' data and metadata, error output, raw backup) live. The
@@ -320,7 +323,11 @@ impl Default for KinesisConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { segment_max_bytes: 128 * 1024 * 1024, segment_max_age_seconds: 3600 }
+        StorageConfig {
+            segment_max_bytes: 128 * 1024 * 1024,
+            segment_max_age_seconds: 3600,
+            sync_interval_micros: 2000,
+        }
     }
 }
 
@@ -403,6 +410,15 @@ impl Config {
         at_least("kinesis.subscription_seconds", k.subscription_seconds, 1)?;
         at_least("storage.segment_max_bytes", self.storage.segment_max_bytes, 4096)?;
         at_least("storage.segment_max_age_seconds", self.storage.segment_max_age_seconds, 1)?;
+        if self.storage.sync_interval_micros > 1_000_000 {
+            return Err(ConfigError::Invalid {
+                key: "storage.sync_interval_micros",
+                message: format!(
+                    "must be at most 1000000 (one second): acknowledgements under load wait up to this long; got {}",
+                    self.storage.sync_interval_micros
+                ),
+            });
+        }
         at_least("query.max_tail_mib", self.query.max_tail_mib, 1)?;
         for c in &self.crawlers {
             at_least("crawlers.interval_minutes", c.interval_minutes, 1)?;

@@ -9,11 +9,15 @@
 //!   torn tail; recovery verifies it and truncates at the first incomplete or invalid batch.
 //! - Group commit: callers append, then wait in [`ShardLog::sync_to`]. One of them runs the fsync
 //!   for everything written so far while the others wait; most find their data already covered.
+//!   Under concurrent load (the last fsync had callers waiting on it) the next one starts no
+//!   sooner than `sync_interval` after the last one started, so that more appends share it: an
+//!   fsync costs the same for one batch as for twenty. A lone writer never waits for the interval.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::codec::{self, BatchHeader, Record, RecordRef};
 use crate::error::{Error, IoContext, Result};
@@ -27,11 +31,17 @@ pub struct LogConfig {
     /// Roll once the active segment's first record is this old, so retention can drop data in
     /// steps of at most this size.
     pub segment_max_age_ms: i64,
+    /// Under concurrent load, the least time from the start of one fsync to the start of the next.
+    pub sync_interval: Duration,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { segment_max_bytes: 128 * 1024 * 1024, segment_max_age_ms: 60 * 60 * 1000 }
+        LogConfig {
+            segment_max_bytes: 128 * 1024 * 1024,
+            segment_max_age_ms: 60 * 60 * 1000,
+            sync_interval: Duration::from_millis(2),
+        }
     }
 }
 
@@ -61,6 +71,17 @@ struct Writer {
 
 struct SyncState {
     in_progress: bool,
+    /// Callers blocked until an fsync covers their records.
+    waiting: usize,
+    /// When the last fsync started, if callers were waiting on it when it ended.
+    last_shared: Option<Instant>,
+}
+
+impl SyncState {
+    /// How long the next fsync should wait so that more appends share it.
+    fn linger(&self, interval: Duration, now: Instant) -> Duration {
+        self.last_shared.map_or(Duration::ZERO, |started| (started + interval).saturating_duration_since(now))
+    }
 }
 
 pub struct ShardLog {
@@ -72,6 +93,7 @@ pub struct ShardLog {
     sync_done: Condvar,
     durable_end: AtomicU64,
     poisoned: AtomicBool,
+    fsyncs: AtomicU64,
 }
 
 impl std::fmt::Debug for ShardLog {
@@ -141,10 +163,11 @@ impl ShardLog {
             config,
             writer: Mutex::new(Writer { next_offset, last_arrival_ms, active, buf: Vec::new() }),
             segments: RwLock::new(segments),
-            sync_state: Mutex::new(SyncState { in_progress: false }),
+            sync_state: Mutex::new(SyncState { in_progress: false, waiting: 0, last_shared: None }),
             sync_done: Condvar::new(),
             durable_end: AtomicU64::new(next_offset),
             poisoned: AtomicBool::new(false),
+            fsyncs: AtomicU64::new(0),
         })
     }
 
@@ -216,14 +239,21 @@ impl ShardLog {
             }
             if !state.in_progress {
                 state.in_progress = true;
+                let linger = state.linger(self.config.sync_interval, Instant::now());
                 drop(state);
+                if !linger.is_zero() {
+                    std::thread::sleep(linger);
+                }
+                let started = Instant::now();
                 let (file_segment, upto) = {
                     let w = self.writer.lock().expect("writer lock");
                     (w.active.clone(), w.next_offset)
                 };
                 let result = file_segment.file.sync_data().at(&file_segment.path);
+                self.fsyncs.fetch_add(1, Ordering::Relaxed);
                 state = self.sync_state.lock().expect("sync lock");
                 state.in_progress = false;
+                state.last_shared = (state.waiting > 0).then_some(started);
                 match result {
                     Ok(()) => {
                         self.durable_end.fetch_max(upto, Ordering::AcqRel);
@@ -237,8 +267,15 @@ impl ShardLog {
                 self.sync_done.notify_all();
                 continue;
             }
+            state.waiting += 1;
             state = self.sync_done.wait(state).expect("sync lock");
+            state.waiting -= 1;
         }
+    }
+
+    /// fsyncs run so far for appends (not counting those that seal a segment).
+    pub fn fsyncs(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
     }
 
     /// One past the last record written, durable or not.

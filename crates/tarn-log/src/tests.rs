@@ -230,3 +230,47 @@ fn concurrent_writers_share_fsyncs_and_lose_nothing() {
         assert_eq!(mine, (0..200).collect::<Vec<_>>(), "writer {t} out of order or missing");
     }
 }
+
+#[test]
+fn a_lone_writer_never_waits_for_the_sync_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    // An hour between fsyncs under load: a lone writer that waited for it would hang here.
+    let config = LogConfig { sync_interval: std::time::Duration::from_secs(3600), ..LogConfig::default() };
+    let log = ShardLog::open(dir.path().join("s"), config).unwrap();
+    for i in 0..50 {
+        append_synced(&log, "k", b"v", i);
+    }
+    assert_eq!(log.fsyncs(), 50, "each sync_to of a lone writer runs its own fsync");
+    assert_eq!(log.read(0, 100, 1 << 20).unwrap().records.len(), 50);
+}
+
+/// Writers that, like API requests, do some work between appends; returns the fsyncs it took.
+fn busy_writers(interval: std::time::Duration) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { sync_interval: interval, ..LogConfig::default() };
+    let log = Arc::new(ShardLog::open(dir.path().join("s"), config).unwrap());
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for i in 0..40u64 {
+                    std::thread::sleep(std::time::Duration::from_micros(200 + (t * 131 + i * 17) % 800));
+                    let a = log.append(&[rec("k", b"v")], 1).unwrap();
+                    log.sync_to(a.end_offset).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(log.read(0, 1000, 1 << 20).unwrap().records.len(), 320);
+    log.fsyncs()
+}
+
+#[test]
+fn under_load_the_sync_interval_makes_appends_share_fsyncs() {
+    let eager = busy_writers(std::time::Duration::ZERO);
+    let spaced = busy_writers(std::time::Duration::from_millis(20));
+    assert!(spaced * 2 < eager, "{spaced} fsyncs with a 20 ms interval, {eager} without");
+}

@@ -42,6 +42,7 @@ fn help(name: &str) -> &'static str {
         "tarn_stream_iterator_age_milliseconds" => "MillisBehindLatest of the most recent GetRecords on a stream.",
         "tarn_stream_storage_bytes" => "Bytes of a stream's shard logs on disk.",
         "tarn_stream_open_shards" => "Open shards of a stream.",
+        "tarn_stream_fsyncs" => "fsyncs of a stream's shard logs that made appends durable, since the server started.",
         "tarn_query_total" => {
             "SQL statements by API (query: /v1/query; athena) and outcome (ok, user_error, internal_error)."
         }

@@ -29,7 +29,9 @@ pub use error::{Error, ErrorKind, Result};
 pub use put::{EntryError, EntryResult, PutEntry, java_buffer};
 pub use read::{RecordsPage, StartingPosition};
 pub use sequence::SequenceNumber;
-pub use service::{Clock, CreateStream, ON_DEMAND_SHARDS, StreamSnapshot, Streams, parse_stream_arn, system_clock};
+pub use service::{
+    Clock, CreateStream, ON_DEMAND_SHARDS, StreamSnapshot, StreamUsage, Streams, parse_stream_arn, system_clock,
+};
 pub use tarn_log::Record;
 
 #[cfg(test)]

@@ -378,16 +378,32 @@ impl Streams {
     }
 
     /// Bytes on disk and shard counts, for metrics.
-    pub fn usage(&self) -> Vec<(String, u64, usize)> {
+    pub fn usage(&self) -> Vec<StreamUsage> {
         let streams: Vec<_> = self.streams.read().expect("streams lock").values().cloned().collect();
         streams
             .iter()
             .map(|s| {
                 let st = s.read();
-                (st.meta.name.clone(), st.logs.values().map(|l| l.size_bytes()).sum(), st.meta.open_shards().count())
+                StreamUsage {
+                    name: st.meta.name.clone(),
+                    storage_bytes: st.logs.values().map(|l| l.size_bytes()).sum(),
+                    open_shards: st.meta.open_shards().count(),
+                    fsyncs: st.logs.values().map(|l| l.fsyncs()).sum(),
+                }
             })
             .collect()
     }
+}
+
+/// What a stream holds and has done, for metrics.
+#[derive(Debug, Clone)]
+pub struct StreamUsage {
+    pub name: String,
+    /// Bytes of its shard logs on disk.
+    pub storage_bytes: u64,
+    pub open_shards: usize,
+    /// fsyncs its shard logs have run for appends since the server started.
+    pub fsyncs: u64,
 }
 
 /// The stream name in `arn:aws:kinesis:<region>:<account>:stream/<name>`.

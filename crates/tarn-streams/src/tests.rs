@@ -224,7 +224,7 @@ fn update_shard_count_reaches_uniform_ranges_with_at_most_two_parents() {
 fn retention_drops_old_segments_and_expired_closed_shards() {
     let f = Fixture::new();
     let config = StreamsConfig {
-        log: tarn_log::LogConfig { segment_max_bytes: 1, segment_max_age_ms: i64::MAX },
+        log: tarn_log::LogConfig { segment_max_bytes: 1, segment_max_age_ms: i64::MAX, ..Default::default() },
         ..StreamsConfig::default()
     };
     let s = f.open_with(config.clone());
