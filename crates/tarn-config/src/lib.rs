@@ -534,6 +534,9 @@ mod tests {
         let zero =
             Config::load(None, [("TARN_KINESIS__MAX_PUT_RECORDS_ENTRIES".to_string(), "0".to_string())]).unwrap_err();
         assert_eq!(zero.to_string(), "kinesis.max_put_records_entries must be at least 1; got 0");
+        let slow = Config::load(None, [("TARN_STORAGE__SYNC_INTERVAL_MICROS".to_string(), "2000000".to_string())])
+            .unwrap_err();
+        assert!(slow.to_string().starts_with("storage.sync_interval_micros must be at most 1000000"), "{slow}");
     }
 
     #[test]
