@@ -254,7 +254,9 @@ fn busy_writers(interval: std::time::Duration) -> u64 {
             let log = log.clone();
             std::thread::spawn(move || {
                 for i in 0..40u64 {
-                    std::thread::sleep(std::time::Duration::from_micros(200 + (t * 131 + i * 17) % 800));
+                    // Think times well above an fsync's, so that without the interval few appends
+                    // would share one even on a slow disk.
+                    std::thread::sleep(std::time::Duration::from_micros(5000 + (t * 131 + i * 173) % 5000));
                     let a = log.append(&[rec("k", b"v")], 1).unwrap();
                     log.sync_to(a.end_offset).unwrap();
                 }
@@ -271,6 +273,6 @@ fn busy_writers(interval: std::time::Duration) -> u64 {
 #[test]
 fn under_load_the_sync_interval_makes_appends_share_fsyncs() {
     let eager = busy_writers(std::time::Duration::ZERO);
-    let spaced = busy_writers(std::time::Duration::from_millis(20));
-    assert!(spaced * 2 < eager, "{spaced} fsyncs with a 20 ms interval, {eager} without");
+    let spaced = busy_writers(std::time::Duration::from_millis(50));
+    assert!(spaced * 2 < eager, "{spaced} fsyncs with a 50 ms interval, {eager} without");
 }

@@ -9,8 +9,7 @@ async fn a_statement_sent_again_reuses_its_plan_over_the_tables_as_they_are_now(
     let mut schema = TableSchema::default();
     let rows = batch(&vehicles(0, 10), &mut schema);
     let table = lake.table("raw", "t", &schema).await.unwrap();
-    let group = FileGroup { folder: "hour=01".into(), batches: vec![rows] };
-    let table = lake.append(&table, &[group], &BTreeMap::new(), Compression::Snappy, "a").await.unwrap();
+    let table = commit(&lake, &table, "hour=01", rows, "a").await;
     let tail = batch(&[r#"{"Id":100,"Vendor":"v1"}"#.to_string()], &mut TableSchema::default());
     let tail = TailBatch { folder: "hour=09".into(), batch: tail };
     let engine = engine(lake, Some(Arc::new(FixedTail(vec![tail]))));
@@ -29,26 +28,8 @@ async fn a_statement_sent_again_reuses_its_plan_over_the_tables_as_they_are_now(
     // Another commit: the kept plan reads the new snapshot, its partition filter prunes it.
     let lake = engine.lake().clone();
     let more = batch(&vehicles(10, 6), &mut schema);
-    let table = lake
-        .append(
-            &table,
-            &[FileGroup { folder: "hour=05".into(), batches: vec![more.clone()] }],
-            &BTreeMap::new(),
-            Compression::Snappy,
-            "b",
-        )
-        .await
-        .unwrap();
-    let table = lake
-        .append(
-            &table,
-            &[FileGroup { folder: "hour=06".into(), batches: vec![more] }],
-            &BTreeMap::new(),
-            Compression::Snappy,
-            "c",
-        )
-        .await
-        .unwrap();
+    let table = commit(&lake, &table, "hour=05", more.clone(), "b").await;
+    let table = commit(&lake, &table, "hour=06", more, "c").await;
     let third = engine.query(sql).await.unwrap();
     assert_eq!(engine.plan_cache_counts().hits, 2);
     assert_eq!((int(&third, 0, 0), int(&third, 0, 1)), (Some(6), Some(100)), "hour 06 adds ids 10 and 13");
@@ -59,15 +40,7 @@ async fn a_statement_sent_again_reuses_its_plan_over_the_tables_as_they_are_now(
     assert!(engine.query(star).await.unwrap().schema.field_with_name("speed").is_err());
     let newer = batch(&[r#"{"Id":3,"Speed":80}"#.to_string()], &mut schema);
     let table = lake.evolve(&table, &schema).await.unwrap();
-    lake.append(
-        &table,
-        &[FileGroup { folder: "hour=07".into(), batches: vec![newer] }],
-        &BTreeMap::new(),
-        Compression::Snappy,
-        "d",
-    )
-    .await
-    .unwrap();
+    commit(&lake, &table, "hour=07", newer, "d").await;
     let before = engine.plan_cache_counts();
     let evolved = engine.query(star).await.unwrap();
     assert!(evolved.schema.field_with_name("speed").is_ok(), "{:?}", evolved.schema);

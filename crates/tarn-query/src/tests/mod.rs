@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
+use iceberg::table::Table;
 use tarn_convert::{ConvertOptions, TableSchema, convert, evolve, split_payload};
 use tarn_lake::{Compression, FileGroup, Lake, TableView};
 
@@ -66,6 +67,26 @@ impl TailSource for FixedTail {
     async fn tail(&self, view: &TableView) -> Result<Vec<TailBatch>, String> {
         Ok(if view.name == "t" { self.0.clone() } else { Vec::new() })
     }
+}
+
+/// Commits `rows` into `folder` of `table` as one flush without a checkpoint; `file` prefixes its
+/// file name. Returns the table at its new snapshot.
+async fn commit(lake: &Lake, table: &Table, folder: &str, rows: RecordBatch, file: &str) -> Table {
+    let groups = [FileGroup { folder: folder.into(), batches: vec![rows] }];
+    lake.append(table, &groups, &BTreeMap::new(), Compression::Snappy, file).await.unwrap()
+}
+
+/// `raw.t` with ids 0..10 committed in hour 09, and in the tail one row of hour 10 (id 100,
+/// vendor v9) converted without the table's other columns. Returns the table's schema too.
+async fn file_and_tail(dir: &std::path::Path) -> (Engine, TableSchema) {
+    let lake = Lake::open(dir).await.unwrap();
+    let mut schema = TableSchema::default();
+    let rows = batch(&vehicles(0, 10), &mut schema);
+    let table = lake.table("raw", "t", &schema).await.unwrap();
+    commit(&lake, &table, "year=2026/month=11/day=22/hour=09", rows, "a").await;
+    let tail = batch(&[r#"{"Id":100,"Vendor":"v9"}"#.to_string()], &mut TableSchema::default());
+    let tail = TailBatch { folder: "year=2026/month=11/day=22/hour=10".into(), batch: tail };
+    (engine(lake, Some(Arc::new(FixedTail(vec![tail])))), schema)
 }
 
 /// `raw.vehicles` with ids 0..n (vendors v0, v1, v2) delivered as a segment would deliver it.

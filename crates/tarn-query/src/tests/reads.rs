@@ -62,16 +62,11 @@ async fn files_written_before_a_column_or_struct_field_existed_read_it_as_null()
     let mut schema = TableSchema::default();
     let old = batch(&[r#"{"Id":1,"Gps":{"Lat":1.5}}"#.to_string()], &mut schema);
     let table = lake.table("raw", "t", &schema).await.unwrap();
-    let cp = BTreeMap::new();
-    let table = lake
-        .append(&table, &[FileGroup { folder: "hour=01".into(), batches: vec![old] }], &cp, Compression::Snappy, "a")
-        .await
-        .unwrap();
+    let table = commit(&lake, &table, "hour=01", old, "a").await;
     let new = batch(&[r#"{"Id":2,"Speed":80,"Gps":{"Lat":2.5,"Lon":7}}"#.to_string()], &mut schema);
     let table = lake.evolve(&table, &schema).await.unwrap();
-    lake.append(&table, &[FileGroup { folder: "hour=02".into(), batches: vec![new] }], &cp, Compression::Zstd, "b")
-        .await
-        .unwrap();
+    let groups = [FileGroup { folder: "hour=02".into(), batches: vec![new] }];
+    lake.append(&table, &groups, &BTreeMap::new(), Compression::Zstd, "b").await.unwrap();
     let engine = engine(lake, None);
     let answer = engine.query("SELECT id, speed, gps.lon, gps.lat > 2 FROM raw.t ORDER BY id").await.unwrap();
     assert_eq!(answer.stats.rows, 2);
@@ -88,17 +83,8 @@ async fn files_written_before_a_column_or_struct_field_existed_read_it_as_null()
 #[tokio::test]
 async fn the_tail_of_a_segment_is_read_beside_its_files() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path()).await.unwrap();
-    let mut schema = TableSchema::default();
-    let rows = batch(&vehicles(0, 10), &mut schema);
-    let table = lake.table("raw", "t", &schema).await.unwrap();
-    let group = FileGroup { folder: "year=2026/month=11/day=22/hour=09".into(), batches: vec![rows] };
-    lake.append(&table, &[group], &BTreeMap::new(), Compression::Snappy, "a").await.unwrap();
     // The tail has the table's columns but one (as when its batch was converted earlier).
-    let mut tail_schema = TableSchema::default();
-    let tail = batch(&[r#"{"Id":100,"Vendor":"v9"}"#.to_string()], &mut tail_schema);
-    let tail = TailBatch { folder: "year=2026/month=11/day=22/hour=10".into(), batch: tail };
-    let engine = engine(lake, Some(Arc::new(FixedTail(vec![tail]))));
+    let (engine, _) = file_and_tail(dir.path()).await;
 
     let answer = engine.query("SELECT id, hour, note IS NULL FROM raw.t WHERE vendor = 'v9'").await.unwrap();
     assert_eq!(answer.stats.rows, 1);
@@ -113,15 +99,7 @@ async fn the_tail_of_a_segment_is_read_beside_its_files() {
 #[tokio::test]
 async fn count_comes_from_the_manifests_and_each_commit_is_seen_by_the_next_query() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path()).await.unwrap();
-    let mut schema = TableSchema::default();
-    let rows = batch(&vehicles(0, 10), &mut schema);
-    let table = lake.table("raw", "t", &schema).await.unwrap();
-    let group = FileGroup { folder: "year=2026/month=11/day=22/hour=09".into(), batches: vec![rows] };
-    lake.append(&table, &[group], &BTreeMap::new(), Compression::Snappy, "a").await.unwrap();
-    let tail = batch(&[r#"{"Id":100,"Vendor":"v9"}"#.to_string()], &mut TableSchema::default());
-    let tail = TailBatch { folder: "year=2026/month=11/day=22/hour=10".into(), batch: tail };
-    let engine = engine(lake, Some(Arc::new(FixedTail(vec![tail]))));
+    let (engine, mut schema) = file_and_tail(dir.path()).await;
 
     let count = engine.query("SELECT count(*) FROM raw.t").await.unwrap();
     assert_eq!(int(&count, 0, 0), Some(11), "the file's rows and the tail's");
@@ -135,8 +113,7 @@ async fn count_comes_from_the_manifests_and_each_commit_is_seen_by_the_next_quer
     let lake = engine.lake().clone();
     let table = lake.table("raw", "t", &schema).await.unwrap();
     let more = batch(&vehicles(10, 5), &mut schema);
-    let group = FileGroup { folder: "year=2026/month=11/day=22/hour=11".into(), batches: vec![more] };
-    lake.append(&table, &[group], &BTreeMap::new(), Compression::Snappy, "b").await.unwrap();
+    commit(&lake, &table, "year=2026/month=11/day=22/hour=11", more, "b").await;
     let count = engine.query("SELECT count(*), max(id) FROM raw.t WHERE id < 100").await.unwrap();
     assert_eq!((int(&count, 0, 0), int(&count, 0, 1)), (Some(15), Some(14)));
     let count = engine.query("SELECT count(*) FROM raw.t").await.unwrap();
