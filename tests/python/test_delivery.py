@@ -350,3 +350,43 @@ def test_a_record_field_chooses_the_time_folders(make_server, tmp_path):
     docs = [json.loads(line) for f in found for line in open(f)]
     assert [d["sequenceNumber"] for d in docs] == [out["Records"][12]["SequenceNumber"]]
     assert "EventTime" in docs[0]["lastErrorMessage"]
+
+
+def test_records_in_the_lake_leave_the_page_cache_and_others_stay(make_server, tmp_path):
+    """Once delivery has committed a shard's records, the log hands their pages back to the kernel
+    (new writes reuse them); a stream nothing delivers keeps its newest records cached."""
+    import shutil
+    import subprocess
+    import urllib.request
+
+    server = start(make_server, tmp_path)
+    kinesis = server.client()
+    kinesis.create_stream(StreamName="plain", ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName="plain", WaiterConfig={"Delay": 0.2})
+    for stream in ("raw.vehicles", "plain"):
+        for round_ in range(4):
+            batch = [{"Data": vehicle(round_ * 250 + i), "PartitionKey": f"v{i}"} for i in range(250)]
+            assert kinesis.put_records(StreamName=stream, Records=batch)["FailedRecordCount"] == 0
+    table_rows(server, lambda rows: len(rows) >= 1000)
+
+    def cached(stream):
+        text = urllib.request.urlopen(server.endpoint + "/metrics").read().decode()
+        return next(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(f'tarn_stream_cached_bytes{{stream="{stream}"}}'))
+
+    deadline = time.time() + 30
+    while cached("raw.vehicles") > 0 and time.time() < deadline:
+        time.sleep(0.2)
+    assert cached("raw.vehicles") == 0, "every delivered record's pages were released"
+    assert cached("plain") > 100_000, "a stream without delivery keeps its newest records cached"
+
+    # The kernel agrees (fincore, from util-linux, reports a file's pages in the page cache).
+    if shutil.which("fincore"):
+        logs = glob.glob(os.path.join(server.data_dir, "streams", "raw.vehicles.*", "shards", "*", "*.log"))
+        assert logs, "the segment's log files"
+        out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", *logs], capture_output=True, text=True, check=True)
+        assert [int(v) for v in out.stdout.split()] == [0] * len(logs), out.stdout
+    # Released pages are read back from disk: the stream still serves everything.
+    shard = kinesis.list_shards(StreamName="raw.vehicles")["Shards"][0]["ShardId"]
+    it = kinesis.get_shard_iterator(StreamName="raw.vehicles", ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    got = kinesis.get_records(ShardIterator=it, Limit=10000)["Records"]
+    assert got and all(json.loads(r["Data"])["VehicleId"].startswith("V") for r in got)

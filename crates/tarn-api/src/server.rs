@@ -138,6 +138,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         state.metrics.set("tarn_stream_storage_bytes", &stream, usage.storage_bytes as f64);
         state.metrics.set("tarn_stream_open_shards", &stream, usage.open_shards as f64);
         state.metrics.set("tarn_stream_fsyncs", &stream, usage.fsyncs as f64);
+        state.metrics.set("tarn_stream_cached_bytes", &stream, usage.cached_bytes as f64);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

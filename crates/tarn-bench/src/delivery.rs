@@ -75,6 +75,9 @@ async fn labelled_metric(signer: &Signer, name: &str, label: &str) -> anyhow::Re
 }
 
 pub async fn run(signer: &Arc<Signer>, args: &Args, data_dir: &Path, server_pid: Option<u32>) -> anyhow::Result<()> {
+    if args.ingest_only {
+        signer.call("CreateStream", format!(r#"{{"StreamName":"{STREAM}","ShardCount":{}}}"#, args.shards)).await?;
+    }
     // The server creates the segment's stream at start.
     let deadline = Instant::now() + Duration::from_secs(30);
     while signer.call("DescribeStreamSummary", format!(r#"{{"StreamName":"{STREAM}"}}"#)).await.is_err() {
@@ -88,8 +91,14 @@ pub async fn run(signer: &Arc<Signer>, args: &Args, data_dir: &Path, server_pid:
         args.shards, args.interval_seconds, args.buffer_mib, args.connections, args.batch
     );
     throughput(signer, args, server_pid).await?;
+    if args.ingest_only {
+        return Ok(());
+    }
     let store = lake_store(args, data_dir)?;
-    freshness(signer, args, data_dir, &store).await?;
+    let probes = args.probes.unwrap_or((args.seconds * 20).max(20));
+    if probes > 0 {
+        freshness(signer, args, data_dir, &store, probes).await?;
+    }
     report_files(&store).await?;
     Ok(())
 }
@@ -138,9 +147,24 @@ async fn throughput(signer: &Arc<Signer>, args: &Args, server_pid: Option<u32>) 
             Ok::<_, anyhow::Error>(())
         }));
     }
+    // What delivery has committed, sampled through the phase: its steady rate is the slope over
+    // the second half (the first flushes start an interval late, so the whole window undercounts).
+    let sampler = {
+        let signer = signer.clone();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while Instant::now() < stop_at {
+                let at = started.elapsed().as_secs_f64();
+                samples.push((at, metric(&signer, "tarn_delivery_bytes_total").await.unwrap_or(0.0)));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            samples
+        })
+    };
     for t in tasks {
         t.await??;
     }
+    let samples = sampler.await?;
     let ingest_secs = started.elapsed().as_secs_f64();
     let delivered_during = metric(signer, "tarn_delivery_bytes_total").await?;
     let acked = acked_records.load(Ordering::Relaxed) as f64;
@@ -154,8 +178,28 @@ async fn throughput(signer: &Arc<Signer>, args: &Args, server_pid: Option<u32>) 
     println!("  MB/s (JSON)        {:>12.1}", acked_mb / ingest_secs);
     let fsyncs = labelled_metric(signer, "tarn_stream_fsyncs", &format!(r#"stream="{STREAM}""#)).await?;
     println!("  fsyncs per request {:>12.2}", fsyncs / (acked / args.batch as f64));
+    if args.ingest_only {
+        if let (Some(start), Some(end)) = (cpu_at_start, server_pid.and_then(cpu_seconds)) {
+            let cpu = end - start;
+            println!(
+                "  server CPU         {:>12.1} s (user + system), {:.1} s per GB of JSON",
+                cpu,
+                cpu / (acked_mb / 1e3)
+            );
+        }
+        return Ok(());
+    }
     println!("Delivery while ingest ran");
     println!("  MB/s (JSON)        {:>12.1}", delivered_during / 1e6 / ingest_secs);
+    if let Some(rate) = second_half_rate(&samples, ingest_secs, delivered_during) {
+        println!("  second half, MB/s  {:>12.1} (committed from mid-phase to its end, per second)", rate / 1e6);
+    }
+    let behind_mb = acked_mb - delivered_during / 1e6;
+    println!(
+        "  behind at the end  {:>12.1} MB ({:.1} s of ingest)",
+        behind_mb,
+        behind_mb / (acked_mb / ingest_secs).max(f64::MIN_POSITIVE)
+    );
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
         let delivered = metric(signer, "tarn_delivery_records_total").await?;
@@ -193,6 +237,13 @@ async fn throughput(signer: &Arc<Signer>, args: &Args, server_pid: Option<u32>) 
     Ok(())
 }
 
+/// Bytes committed per second between the sample nearest the middle of the phase and its end.
+fn second_half_rate(samples: &[(f64, f64)], end_secs: f64, end_bytes: f64) -> Option<f64> {
+    let &(at, bytes) =
+        samples.iter().min_by(|a, b| (a.0 - end_secs / 2.0).abs().total_cmp(&(b.0 - end_secs / 2.0).abs()))?;
+    (end_secs - at > 0.5).then(|| (end_bytes - bytes) / (end_secs - at))
+}
+
 /// Where the server puts the lake's files (the bench reads checkpoints and file sizes there).
 fn lake_store(args: &Args, data_dir: &Path) -> anyhow::Result<Store> {
     let Some(url) = &args.lake_url else { return Ok(Store::local(data_dir.join("lake"))) };
@@ -209,7 +260,13 @@ fn lake_store(args: &Args, data_dir: &Path) -> anyhow::Result<Store> {
     Ok(Store::s3(url, config)?)
 }
 
-async fn freshness(signer: &Arc<Signer>, args: &Args, data_dir: &Path, store: &Store) -> anyhow::Result<()> {
+async fn freshness(
+    signer: &Arc<Signer>,
+    args: &Args,
+    data_dir: &Path,
+    store: &Store,
+    probes: u64,
+) -> anyhow::Result<()> {
     let lake = tarn_lake::Lake::open_with(&data_dir.join("lake"), Some(store.clone())).await?;
     let stop = Arc::new(AtomicBool::new(false));
     // Background load at the paced rate, in batches of 100 every (100 / rate) s.
@@ -230,7 +287,6 @@ async fn freshness(signer: &Arc<Signer>, args: &Args, data_dir: &Path, store: &S
         })
     };
     let mut lat = Latencies::default();
-    let probes = (args.seconds * 20).max(20);
     for p in 0..probes {
         let data = {
             use base64::Engine;
@@ -288,6 +344,14 @@ async fn report_files(store: &Store) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_second_half_rate_is_the_slope_from_the_middle_sample() {
+        let samples = [(0.0, 0.0), (4.9, 10.0), (5.2, 12.0), (9.0, 50.0)];
+        assert_eq!(second_half_rate(&samples, 10.0, 60.0), Some(50.0 / 4.8));
+        assert_eq!(second_half_rate(&[], 10.0, 60.0), None);
+        assert_eq!(second_half_rate(&[(9.8, 1.0)], 10.0, 60.0), None, "too close to the end to be a rate");
+    }
 
     #[test]
     fn cpu_time_is_read_after_a_command_name_with_spaces_and_parentheses() {

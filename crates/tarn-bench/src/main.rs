@@ -60,6 +60,13 @@ struct Args {
     /// Delivery: records/s offered in the freshness phase.
     #[arg(long, default_value_t = 20_000)]
     paced_rate: u64,
+    /// Delivery: probes of the freshness phase (0 skips it; default: 20 per second of `--seconds`).
+    #[arg(long)]
+    probes: Option<u64>,
+    /// Delivery mode without the delivery: the same stream and producers, no segment, so the
+    /// server's CPU per GB is ingest's alone.
+    #[arg(long)]
+    ingest_only: bool,
     /// Delivery: the segment's buffering interval and size.
     #[arg(long, default_value_t = 1)]
     interval_seconds: u64,
@@ -80,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().join("data").display().to_string());
     let config = tmp.path().join("tarn.toml");
     let delivery = args.mode == "delivery";
-    if delivery {
+    if delivery && !args.ingest_only {
         std::fs::write(
             &config,
             format!(

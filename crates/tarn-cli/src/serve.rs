@@ -50,6 +50,7 @@ fn streams_config(c: &Config) -> StreamsConfig {
             segment_max_bytes: c.storage.segment_max_bytes,
             segment_max_age_ms: c.storage.segment_max_age_seconds as i64 * 1000,
             sync_interval: std::time::Duration::from_micros(c.storage.sync_interval_micros),
+            cache_window_bytes: c.storage.cache_window_mib.saturating_mul(1024 * 1024),
         },
     }
 }

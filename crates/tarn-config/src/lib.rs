@@ -105,6 +105,9 @@ pub struct StorageConfig {
     /// Under concurrent load, a shard's log fsyncs at most once per this many microseconds, so that
     /// more appends share each fsync. A lone writer never waits for it; 0 fsyncs at once.
     pub sync_interval_micros: u64,
+    /// MiB of each shard's newest records whose pages the log leaves in the page cache; older
+    /// pages (and those delivery has committed to the lake) are handed back to the kernel.
+    pub cache_window_mib: u64,
 }
 
 /// Where the lake's files (tables' data and metadata, error output, raw backup) live. The
@@ -327,6 +330,7 @@ impl Default for StorageConfig {
             segment_max_bytes: 128 * 1024 * 1024,
             segment_max_age_seconds: 3600,
             sync_interval_micros: 2000,
+            cache_window_mib: 128,
         }
     }
 }

@@ -54,6 +54,11 @@ impl Cursor {
         self.next.contains_key(&shard)
     }
 
+    /// Every shard with a position, and that position.
+    pub fn positions(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.next.iter().map(|(&shard, &next)| (shard, next))
+    }
+
     pub fn advance(&mut self, shard: u32, next: u64) {
         self.next.insert(shard, next);
     }

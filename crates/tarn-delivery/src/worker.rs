@@ -173,6 +173,10 @@ fn run(streams: &Streams, metrics: &Metrics, spec: &DeliverySpec, stop: &AtomicB
                     metrics.add("tarn_delivery_error_records_total", &labels, outcome.errors as u64);
                     metrics.add("tarn_delivery_commits_total", &labels, 1);
                     metrics.observe("tarn_delivery_flush_seconds", &labels, started.elapsed().as_secs_f64());
+                    // What the lake now holds is read from the log again only after a crash.
+                    for (shard, next) in state.cursor.positions() {
+                        streams.release_cache(&spec.stream, state.cursor.stream_tag(), shard, next);
+                    }
                     upkeep.flushed();
                     retry_at = None;
                     backoff = Duration::from_millis(200);

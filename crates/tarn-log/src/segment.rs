@@ -41,6 +41,8 @@ pub(crate) struct Segment {
     pub file: File,
     /// Bytes of complete batches; readers never look past it.
     pub written_len: AtomicU64,
+    /// Bytes from the start whose cached pages were handed back to the kernel.
+    released_len: AtomicU64,
     pub meta: Mutex<SegmentMeta>,
 }
 
@@ -83,6 +85,7 @@ impl Segment {
             path,
             file,
             written_len: AtomicU64::new(len),
+            released_len: AtomicU64::new(0),
             meta: Mutex::new(SegmentMeta { index, end_offset, first_arrival_ms, last_arrival_ms }),
         }
     }
@@ -170,6 +173,35 @@ impl Segment {
         drop(meta);
         self.written_len.store(position + batch.len() as u64, Ordering::Release);
         Ok(())
+    }
+
+    /// Hands the cached pages of the file's first `upto` bytes back to the kernel (they are read
+    /// from disk if anyone reads them again). Only durable bytes may be given: the pages must be
+    /// clean, or the kernel would first start writing them. The kernel's next page allocations,
+    /// the log's own writes among them, then reuse these pages: on a VM that returns idle memory to
+    /// its host, a page never touched since costs about four times as much to write.
+    pub fn release_cache(&self, upto: u64) {
+        let upto = upto.min(self.len());
+        let from = self.released_len.fetch_max(upto, Ordering::AcqRel);
+        if upto <= from {
+            return;
+        }
+        // Advice only: a failure costs memory, never data.
+        if let Err(e) =
+            rustix::fs::fadvise(&self.file, from, std::num::NonZeroU64::new(upto - from), rustix::fs::Advice::DontNeed)
+        {
+            tracing::debug!(path = %self.path.display(), error = %e, "could not release cached pages");
+        }
+    }
+
+    pub fn released_len(&self) -> u64 {
+        self.released_len.load(Ordering::Acquire)
+    }
+
+    /// The byte position of the first batch holding `offset` or later, as far as the sparse index
+    /// knows: everything before it holds only smaller offsets.
+    pub fn position_before(&self, offset: u64) -> u64 {
+        self.seek_offset(offset)
     }
 
     /// The byte position of the indexed batch at or before `offset`.

@@ -33,6 +33,11 @@ pub struct LogConfig {
     pub segment_max_age_ms: i64,
     /// Under concurrent load, the least time from the start of one fsync to the start of the next.
     pub sync_interval: Duration,
+    /// Bytes of each shard's newest durable records whose pages stay in the page cache; older
+    /// pages are handed back to the kernel (readers that want them read them from disk). Once a
+    /// reader has said what it is done with ([`ShardLog::release_cache_before`]: delivery, as it
+    /// commits), that reader decides instead, so a delivery running behind never reads from disk.
+    pub cache_window_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -41,6 +46,7 @@ impl Default for LogConfig {
             segment_max_bytes: 128 * 1024 * 1024,
             segment_max_age_ms: 60 * 60 * 1000,
             sync_interval: Duration::from_millis(2),
+            cache_window_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -62,11 +68,19 @@ pub struct ReadResult {
     pub next_offset: u64,
 }
 
+/// Cached pages behind the window are released once an eighth of the window (at most 8 MiB) more
+/// was synced, so that most fsyncs make no extra call.
+fn release_step(window: u64) -> u64 {
+    (window / 8).clamp(4096, 8 * 1024 * 1024)
+}
+
 struct Writer {
     next_offset: u64,
     last_arrival_ms: i64,
     active: Arc<Segment>,
     buf: Vec<u8>,
+    /// Bytes appended since the log was opened (all segments).
+    appended_bytes: u64,
 }
 
 struct SyncState {
@@ -75,6 +89,8 @@ struct SyncState {
     waiting: usize,
     /// When the last fsync started, if callers were waiting on it when it ended.
     last_shared: Option<Instant>,
+    /// `Writer::appended_bytes` when cached pages behind the window were last released.
+    released_at_bytes: u64,
 }
 
 impl SyncState {
@@ -94,6 +110,8 @@ pub struct ShardLog {
     durable_end: AtomicU64,
     poisoned: AtomicBool,
     fsyncs: AtomicU64,
+    /// A reader releases cached pages as it finishes with them; the window no longer applies.
+    reader_releases: AtomicBool,
 }
 
 impl std::fmt::Debug for ShardLog {
@@ -161,13 +179,19 @@ impl ShardLog {
         Ok(ShardLog {
             dir,
             config,
-            writer: Mutex::new(Writer { next_offset, last_arrival_ms, active, buf: Vec::new() }),
+            writer: Mutex::new(Writer { next_offset, last_arrival_ms, active, buf: Vec::new(), appended_bytes: 0 }),
             segments: RwLock::new(segments),
-            sync_state: Mutex::new(SyncState { in_progress: false, waiting: 0, last_shared: None }),
+            sync_state: Mutex::new(SyncState {
+                in_progress: false,
+                waiting: 0,
+                last_shared: None,
+                released_at_bytes: 0,
+            }),
             sync_done: Condvar::new(),
             durable_end: AtomicU64::new(next_offset),
             poisoned: AtomicBool::new(false),
             fsyncs: AtomicU64::new(0),
+            reader_releases: AtomicBool::new(false),
         })
     }
 
@@ -198,6 +222,7 @@ impl ShardLog {
         written?;
         w.next_offset = header.end_offset();
         w.last_arrival_ms = arrival_ms;
+        w.appended_bytes += header.total_len as u64;
         Ok(Appended { base_offset, arrival_ms, end_offset: w.next_offset })
     }
 
@@ -245,32 +270,94 @@ impl ShardLog {
                     std::thread::sleep(linger);
                 }
                 let started = Instant::now();
-                let (file_segment, upto) = {
+                let (file_segment, upto, synced_len, appended) = {
                     let w = self.writer.lock().expect("writer lock");
-                    (w.active.clone(), w.next_offset)
+                    (w.active.clone(), w.next_offset, w.active.len(), w.appended_bytes)
                 };
                 let result = file_segment.file.sync_data().at(&file_segment.path);
                 self.fsyncs.fetch_add(1, Ordering::Relaxed);
                 state = self.sync_state.lock().expect("sync lock");
                 state.in_progress = false;
                 state.last_shared = (state.waiting > 0).then_some(started);
-                match result {
+                let release = match result {
                     Ok(()) => {
                         self.durable_end.fetch_max(upto, Ordering::AcqRel);
+                        let due = appended >= state.released_at_bytes + release_step(self.config.cache_window_bytes)
+                            && !self.reader_releases.load(Ordering::Relaxed);
+                        if due {
+                            state.released_at_bytes = appended;
+                        }
+                        due
                     }
                     Err(e) => {
                         self.poison();
                         self.sync_done.notify_all();
                         return Err(e);
                     }
-                }
+                };
                 self.sync_done.notify_all();
+                if release {
+                    // Outside the lock: the waiters just woken need it, and this can take a while.
+                    drop(state);
+                    self.release_behind_window(&file_segment, synced_len);
+                    state = self.sync_state.lock().expect("sync lock");
+                }
                 continue;
             }
             state.waiting += 1;
             state = self.sync_done.wait(state).expect("sync lock");
             state.waiting -= 1;
         }
+    }
+
+    /// Releases the cached pages of everything more than the cache window behind `synced_len`
+    /// bytes of `active` (all durable: older segments were synced when they were sealed).
+    fn release_behind_window(&self, active: &Arc<Segment>, synced_len: u64) {
+        let mut keep = self.config.cache_window_bytes.saturating_sub(synced_len);
+        if keep == 0 {
+            active.release_cache(synced_len - self.config.cache_window_bytes);
+        }
+        let segments = self.snapshot();
+        for segment in segments.iter().rev().filter(|s| !Arc::ptr_eq(s, active)) {
+            let len = segment.len();
+            if segment.released_len() >= len {
+                break; // older segments were released before this one
+            }
+            segment.release_cache(len.saturating_sub(keep));
+            keep = keep.saturating_sub(len);
+        }
+    }
+
+    /// A reader that will not read the records below `offset` again (delivery, once they are
+    /// committed to the lake) lets their cached pages go back to the kernel. Records that are
+    /// not durable yet keep theirs.
+    pub fn release_cache_before(&self, offset: u64) {
+        self.reader_releases.store(true, Ordering::Relaxed);
+        let offset = offset.min(self.durable_end());
+        for segment in self.snapshot().iter().rev() {
+            if segment.base_offset >= offset {
+                continue;
+            }
+            let len = segment.len();
+            if segment.released_len() >= len {
+                break;
+            }
+            if segment.end_offset() <= offset {
+                segment.release_cache(len);
+            } else {
+                segment.release_cache(segment.position_before(offset));
+            }
+        }
+    }
+
+    /// Bytes of the log whose pages were not handed back to the kernel.
+    pub fn cached_bytes(&self) -> u64 {
+        self.snapshot().iter().map(|s| s.len().saturating_sub(s.released_len())).sum()
+    }
+
+    /// For each segment, oldest first: its length and how much of it had its pages released.
+    pub fn released_per_segment(&self) -> Vec<(u64, u64)> {
+        self.snapshot().iter().map(|s| (s.len(), s.released_len())).collect()
     }
 
     /// fsyncs run so far for appends (not counting those that seal a segment).
@@ -309,6 +396,10 @@ impl ShardLog {
         let stop = self.durable_end();
         let segments = self.snapshot();
         let from = from.max(segments[0].base_offset);
+        if from >= stop {
+            // Nothing durable to read (a reader polling at the head): the files are not touched.
+            return Ok(ReadResult { records: Vec::new(), next_offset: from });
+        }
         let first = segments.partition_point(|s| s.base_offset <= from).saturating_sub(1);
         let mut records = Vec::new();
         let mut bytes_read = 0usize;

@@ -276,3 +276,72 @@ fn under_load_the_sync_interval_makes_appends_share_fsyncs() {
     let spaced = busy_writers(std::time::Duration::from_millis(50));
     assert!(spaced * 2 < eager, "{spaced} fsyncs with a 50 ms interval, {eager} without");
 }
+
+/// Bytes whose cached pages the log has released, and bytes written, over all segments.
+fn released_and_written(log: &ShardLog) -> (u64, u64) {
+    log.released_per_segment().iter().fold((0, 0), |(r, w), &(len, released)| (r + released, w + len))
+}
+
+#[test]
+fn pages_behind_the_cache_window_go_back_to_the_kernel_and_still_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let window = 64 * 1024;
+    let config = LogConfig { segment_max_bytes: 256 * 1024, cache_window_bytes: window, ..LogConfig::default() };
+    let log = ShardLog::open(dir.path().join("s"), config).unwrap();
+    for i in 0..300u32 {
+        append_synced(&log, "k", &[(i % 251) as u8; 4000], 1);
+    }
+    let (released, written) = released_and_written(&log);
+    let kept = written - released;
+    assert!(log.released_per_segment().len() > 3, "several segments");
+    // The newest window stays; what lies behind it (up to one release step and one batch) goes.
+    assert!(kept >= window, "kept {kept} of {written}");
+    assert!(kept <= window + window / 8 + 4100, "kept {kept} of {written}");
+    let r = log.read(0, 1000, 8 << 20).unwrap();
+    assert_eq!(r.records.len(), 300);
+    assert!(r.records.iter().enumerate().all(|(i, r)| r.data.len() == 4000 && r.data[0] == (i % 251) as u8));
+}
+
+#[test]
+fn a_reader_releases_what_it_is_done_with_never_what_is_not_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = ShardLog::open(dir.path().join("s"), LogConfig::default()).unwrap();
+    for i in 0..60u8 {
+        append_synced(&log, "k", &[i; 1000], 1);
+    }
+    let batch = released_and_written(&log).1 / 60;
+    assert_eq!(released_and_written(&log).0, 0, "the default window keeps everything this small");
+    log.release_cache_before(40);
+    let (released, _) = released_and_written(&log);
+    // Up to the indexed batch at or before offset 40: never past it.
+    assert!(released > 0 && released <= 40 * batch, "released {released}, batches of {batch}");
+    // An append not yet synced keeps its pages, whatever the reader says.
+    let pending = log.append(&[rec("k", &[9; 1000])], 2).unwrap();
+    log.release_cache_before(u64::MAX);
+    let (released, written) = released_and_written(&log);
+    // Up to the durable end, as closely as the sparse index (an entry every 16 KiB) tells.
+    assert!(released <= written - batch, "the unsynced batch keeps its pages: {released} of {written}");
+    assert!(released + batch + 16 * 1024 + batch >= written, "released {released} of {written}");
+    log.sync_to(pending.end_offset).unwrap();
+    let r = log.read(0, 100, 1 << 20).unwrap();
+    assert_eq!(r.records.len(), 61);
+    assert!(r.records[..60].iter().enumerate().all(|(i, r)| r.data == vec![i as u8; 1000]));
+}
+
+#[test]
+fn once_a_reader_releases_the_window_no_longer_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { cache_window_bytes: 16 * 1024, ..LogConfig::default() };
+    let log = ShardLog::open(dir.path().join("s"), config).unwrap();
+    for _ in 0..20 {
+        append_synced(&log, "k", &[1; 4000], 1);
+    }
+    let (before, _) = released_and_written(&log);
+    assert!(before > 0, "the window released the oldest pages");
+    // A reader that has read nothing yet: delivery running behind keeps its pages cached.
+    log.release_cache_before(0);
+    for _ in 0..40 {
+        append_synced(&log, "k", &[2; 4000], 1);
+    }
+    assert_eq!(released_and_written(&log).0, before);
+}

@@ -177,6 +177,23 @@ impl Streams {
         Ok((st.meta.tag, ends))
     }
 
+    /// A reader that is done with `shard`'s records below `offset` (delivery, once they are in
+    /// the lake) lets the log hand their cached pages back to the kernel. A stream that is gone,
+    /// or was created again (another tag), is left alone.
+    pub fn release_cache(&self, name: &str, stream_tag: u32, shard: u32, offset: u64) {
+        let Ok(stream) = self.stream(name) else { return };
+        let log = {
+            let st = stream.read();
+            if st.meta.tag != stream_tag {
+                return;
+            }
+            st.logs.get(&shard).cloned()
+        };
+        if let Some(log) = log {
+            log.release_cache_before(offset);
+        }
+    }
+
     pub(crate) fn snapshot_of(&self, meta: &StreamMeta) -> StreamSnapshot {
         StreamSnapshot { status: meta.status(self.now()), arn: self.config.stream_arn(&meta.name), meta: meta.clone() }
     }
@@ -389,6 +406,7 @@ impl Streams {
                     storage_bytes: st.logs.values().map(|l| l.size_bytes()).sum(),
                     open_shards: st.meta.open_shards().count(),
                     fsyncs: st.logs.values().map(|l| l.fsyncs()).sum(),
+                    cached_bytes: st.logs.values().map(|l| l.cached_bytes()).sum(),
                 }
             })
             .collect()
@@ -404,6 +422,9 @@ pub struct StreamUsage {
     pub open_shards: usize,
     /// fsyncs its shard logs have run for appends since the server started.
     pub fsyncs: u64,
+    /// Bytes of its shard logs whose pages the log has not handed back to the kernel (the page
+    /// cache may hold less, or, once released records are read again, more).
+    pub cached_bytes: u64,
 }
 
 /// The stream name in `arn:aws:kinesis:<region>:<account>:stream/<name>`.
