@@ -348,7 +348,8 @@ mod tests {
     #[test]
     fn the_second_half_rate_is_the_slope_from_the_middle_sample() {
         let samples = [(0.0, 0.0), (4.9, 10.0), (5.2, 12.0), (9.0, 50.0)];
-        assert_eq!(second_half_rate(&samples, 10.0, 60.0), Some(50.0 / 4.8));
+        // 4.9 s is nearer the middle than 5.2 s.
+        assert_eq!(second_half_rate(&samples, 10.0, 60.0), Some(50.0 / 5.1));
         assert_eq!(second_half_rate(&[], 10.0, 60.0), None);
         assert_eq!(second_half_rate(&[(9.8, 1.0)], 10.0, 60.0), None, "too close to the end to be a rate");
     }
