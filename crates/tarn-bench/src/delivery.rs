@@ -179,14 +179,7 @@ async fn throughput(signer: &Arc<Signer>, args: &Args, server_pid: Option<u32>) 
     let fsyncs = labelled_metric(signer, "tarn_stream_fsyncs", &format!(r#"stream="{STREAM}""#)).await?;
     println!("  fsyncs per request {:>12.2}", fsyncs / (acked / args.batch as f64));
     if args.ingest_only {
-        if let (Some(start), Some(end)) = (cpu_at_start, server_pid.and_then(cpu_seconds)) {
-            let cpu = end - start;
-            println!(
-                "  server CPU         {:>12.1} s (user + system), {:.1} s per GB of JSON",
-                cpu,
-                cpu / (acked_mb / 1e3)
-            );
-        }
+        print_server_cpu(cpu_at_start, server_pid, acked_mb);
         return Ok(());
     }
     println!("Delivery while ingest ran");
@@ -226,6 +219,12 @@ async fn throughput(signer: &Arc<Signer>, args: &Args, server_pid: Option<u32>) 
     println!("  commits            {:>12.0}", commits);
     // What it cost: the server's CPU for everything ingested and delivered, a figure that moves
     // less from run to run than throughput on a shared machine.
+    print_server_cpu(cpu_at_start, server_pid, acked_mb);
+    Ok(())
+}
+
+/// The server's CPU since `cpu_at_start`, in all and per GB of the `acked_mb` ingested.
+fn print_server_cpu(cpu_at_start: Option<f64>, server_pid: Option<u32>, acked_mb: f64) {
     if let (Some(start), Some(end)) = (cpu_at_start, server_pid.and_then(cpu_seconds)) {
         let cpu = end - start;
         println!(
@@ -234,7 +233,6 @@ async fn throughput(signer: &Arc<Signer>, args: &Args, server_pid: Option<u32>) 
             cpu / (acked_mb / 1e3)
         );
     }
-    Ok(())
 }
 
 /// Bytes committed per second between the sample nearest the middle of the phase and its end.

@@ -179,7 +179,7 @@ impl Segment {
     /// from disk if anyone reads them again). Only durable bytes may be given: the pages must be
     /// clean, or the kernel would first start writing them. The kernel's next page allocations,
     /// the log's own writes among them, then reuse these pages: on a VM that returns idle memory to
-    /// its host, a page never touched since costs about four times as much to write.
+    /// its host, a page never touched since costs three to four times as much to write.
     pub fn release_cache(&self, upto: u64) {
         let upto = upto.min(self.len());
         let from = self.released_len.fetch_max(upto, Ordering::AcqRel);
@@ -198,14 +198,9 @@ impl Segment {
         self.released_len.load(Ordering::Acquire)
     }
 
-    /// The byte position of the first batch holding `offset` or later, as far as the sparse index
-    /// knows: everything before it holds only smaller offsets.
-    pub fn position_before(&self, offset: u64) -> u64 {
-        self.seek_offset(offset)
-    }
-
-    /// The byte position of the indexed batch at or before `offset`.
-    fn seek_offset(&self, offset: u64) -> u64 {
+    /// The byte position of the indexed batch at or before `offset`: everything before it holds
+    /// only smaller offsets.
+    pub fn seek_offset(&self, offset: u64) -> u64 {
         let meta = self.meta.lock().expect("segment meta lock");
         let i = meta.index.partition_point(|e| e.offset <= offset);
         if i == 0 { 0 } else { meta.index[i - 1].position }

@@ -345,7 +345,7 @@ impl ShardLog {
             if segment.end_offset() <= offset {
                 segment.release_cache(len);
             } else {
-                segment.release_cache(segment.position_before(offset));
+                segment.release_cache(segment.seek_offset(offset));
             }
         }
     }
@@ -353,11 +353,6 @@ impl ShardLog {
     /// Bytes of the log whose pages were not handed back to the kernel.
     pub fn cached_bytes(&self) -> u64 {
         self.snapshot().iter().map(|s| s.len().saturating_sub(s.released_len())).sum()
-    }
-
-    /// For each segment, oldest first: its length and how much of it had its pages released.
-    pub fn released_per_segment(&self) -> Vec<(u64, u64)> {
-        self.snapshot().iter().map(|s| (s.len(), s.released_len())).collect()
     }
 
     /// fsyncs run so far for appends (not counting those that seal a segment).
