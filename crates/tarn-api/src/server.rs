@@ -2,7 +2,9 @@
 //! `X-Amz-Target`), plus `/metrics` and `/health`. HTTP/1.1 and cleartext HTTP/2 share the port.
 //!
 //! Decoding, the action itself (which may wait on an fsync) and encoding run on tokio's blocking
-//! pool, so the I/O threads only move bytes.
+//! pool, so the I/O threads only move bytes. The exception is ingest's hot path, Kinesis
+//! PutRecords in JSON ([`fast_put`]): it decodes and appends on the I/O thread, which then awaits
+//! the fsync instead of parking a blocking thread on it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -101,6 +103,8 @@ impl AppState {
 /// What a request produced: a whole body, or a subscription to stream.
 enum Outcome {
     Body(Vec<u8>),
+    /// A body to send once the written records are durable.
+    Durable(Vec<u8>, tarn_streams::Written),
     Subscribe(Subscription),
 }
 
@@ -174,10 +178,19 @@ async fn aws_request(
     let call = Call { method, uri, headers: flat, target, codec, body };
     let worker_state = state.clone();
     let started = Instant::now();
-    let outcome = tokio::task::spawn_blocking(move || process(&worker_state, call)).await;
-    let (operation, result, codec) = match outcome {
-        Ok(r) => r,
-        Err(e) => ("unknown".to_owned(), Err(ApiError::internal(format!("request handler failed: {e}"))), codec),
+    let (operation, result, codec) = match fast_put(&state, &call) {
+        Some(result) => (kinesis::PUT_RECORDS.to_owned(), result, codec),
+        None => match tokio::task::spawn_blocking(move || process(&worker_state, call)).await {
+            Ok(r) => r,
+            Err(e) => ("unknown".to_owned(), Err(ApiError::internal(format!("request handler failed: {e}"))), codec),
+        },
+    };
+    // Nothing is acknowledged before it is durable.
+    let result = match result {
+        Ok(Outcome::Durable(body, written)) => {
+            written.durable().await.map(|()| Outcome::Body(body)).map_err(ApiError::from)
+        }
+        other => other,
     };
     let code = result.as_ref().err().map_or("OK", |e| e.code);
     state.metrics.add("tarn_api_requests_total", &[("operation", &operation), ("code", code)], 1);
@@ -188,6 +201,7 @@ async fn aws_request(
     );
     match result {
         Ok(Outcome::Body(body)) => respond(StatusCode::OK, codec, body, None),
+        Ok(Outcome::Durable(..)) => unreachable!("durable outcomes are awaited above"),
         Ok(Outcome::Subscribe(sub)) => {
             let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
             let lifetime = state.config.subscription_lifetime;
@@ -241,6 +255,36 @@ fn error_response(codec: Codec, e: &ApiError) -> Response {
     respond(status, codec, error_body(codec, e), Some(e.code))
 }
 
+/// Checks the request's SigV4 signature, when authentication is on.
+fn authenticate(state: &AppState, call: &Call, signing_name: &str) -> Result<(), ApiError> {
+    let Some(credentials) = &state.config.credentials else { return Ok(()) };
+    let request = sigv4::SignedRequest {
+        method: call.method.as_str(),
+        path: call.uri.path(),
+        query: call.uri.query().unwrap_or(""),
+        headers: &call.headers,
+        body: &call.body,
+    };
+    sigv4::verify(&request, signing_name, state.streams.now(), |key| credentials.get(key).cloned()).map(|_principal| ())
+}
+
+/// Kinesis PutRecords in JSON as producers send it, on the I/O thread: authenticated, decoded
+/// and appended there, leaving the fsync to be awaited ([`Outcome::Durable`]). `None`: not such a
+/// request, or a body the fast path does not take; it then goes through [`process`], which says
+/// what is wrong with it the way AWS does.
+fn fast_put(state: &AppState, call: &Call) -> Option<Result<Outcome, ApiError>> {
+    let target = call.target.as_deref()?.strip_prefix(kinesis::TARGET_PREFIX)?.strip_prefix('.')?;
+    if call.codec != Codec::Json || call.method != Method::POST || target != kinesis::PUT_RECORDS {
+        return None;
+    }
+    if let Err(e) = authenticate(state, call, "kinesis") {
+        return Some(Err(e));
+    }
+    let ctx = kinesis::Ctx { streams: &state.streams, metrics: &state.metrics };
+    let written = kinesis::put_records::handle_json(&ctx, &call.body)?;
+    Some(written.map(|(body, written)| Outcome::Durable(body, written)))
+}
+
 fn process(state: &AppState, call: Call) -> (String, Result<Outcome, ApiError>, Codec) {
     let codec = call.codec;
     let Some(target) = call.target.as_deref() else {
@@ -262,22 +306,7 @@ fn process(state: &AppState, call: Call) -> (String, Result<Outcome, ApiError>, 
                 "Unable to determine service/operation name to be authorized",
             ));
         }
-        if let Some(credentials) = &state.config.credentials {
-            let request = sigv4::SignedRequest {
-                method: call.method.as_str(),
-                path: call.uri.path(),
-                query: call.uri.query().unwrap_or(""),
-                headers: &call.headers,
-                body: &call.body,
-            };
-            sigv4::verify(&request, signing_name, state.streams.now(), |key| credentials.get(key).cloned())?;
-        }
-        if codec == Codec::Json && service == kinesis::TARGET_PREFIX && op == kinesis::PUT_RECORDS {
-            let ctx = kinesis::Ctx { streams: &state.streams, metrics: &state.metrics };
-            if let Some(result) = kinesis::put_records::handle_json(&ctx, &call.body) {
-                return result.map(Outcome::Body);
-            }
-        }
+        authenticate(state, &call, signing_name)?;
         let doc = codec.decode(&call.body)?;
         if service == athena::TARGET_PREFIX {
             let ctx =

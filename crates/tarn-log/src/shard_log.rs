@@ -16,7 +16,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::codec::{self, BatchHeader, Record, RecordRef};
@@ -83,20 +84,44 @@ struct Writer {
     appended_bytes: u64,
 }
 
-struct SyncState {
-    in_progress: bool,
+pub(crate) struct SyncState {
+    pub(crate) in_progress: bool,
     /// Callers blocked until an fsync covers their records.
     waiting: usize,
-    /// When the last fsync started, if callers were waiting on it when it ended.
+    /// When the last fsync started, if others were waiting on it when it ended.
     last_shared: Option<Instant>,
     /// `Writer::appended_bytes` when cached pages behind the window were last released.
     released_at_bytes: u64,
+    /// Futures waiting for an fsync ([`ShardLog::durable`]).
+    pub(crate) wakers: Vec<Waiter>,
+    pub(crate) next_waiter_id: u64,
+    /// Whether the thread that runs the futures' fsyncs is alive.
+    pub(crate) syncer_running: bool,
+}
+
+/// A [`crate::Durable`] future waiting for the records below `end_offset`.
+pub(crate) struct Waiter {
+    pub id: u64,
+    pub end_offset: u64,
+    pub waker: Waker,
 }
 
 impl SyncState {
     /// How long the next fsync should wait so that more appends share it.
     fn linger(&self, interval: Duration, now: Instant) -> Duration {
         self.last_shared.map_or(Duration::ZERO, |started| (started + interval).saturating_duration_since(now))
+    }
+
+    /// Wakes the futures whose records are below `durable_end` (all of them after a failed
+    /// fsync: they then find the log poisoned) and forgets them.
+    pub(crate) fn wake_durable(&mut self, durable_end: u64, all: bool) {
+        self.wakers.retain(|w| {
+            let done = all || w.end_offset <= durable_end;
+            if done {
+                w.waker.wake_by_ref();
+            }
+            !done
+        });
     }
 }
 
@@ -105,10 +130,14 @@ pub struct ShardLog {
     config: LogConfig,
     writer: Mutex<Writer>,
     segments: RwLock<Vec<Arc<Segment>>>,
-    sync_state: Mutex<SyncState>,
-    sync_done: Condvar,
+    pub(crate) sync_state: Mutex<SyncState>,
+    /// Notified when an fsync ends (blocked `sync_to` callers wait on it, and so does the
+    /// syncer while a `sync_to` runs an fsync).
+    pub(crate) sync_done: Condvar,
+    /// Wakes the syncer thread when a future starts waiting.
+    pub(crate) syncer_wake: Condvar,
     durable_end: AtomicU64,
-    poisoned: AtomicBool,
+    pub(crate) poisoned: AtomicBool,
     fsyncs: AtomicU64,
     /// A reader releases cached pages as it finishes with them; the window no longer applies.
     reader_releases: AtomicBool,
@@ -186,7 +215,11 @@ impl ShardLog {
                 waiting: 0,
                 last_shared: None,
                 released_at_bytes: 0,
+                wakers: Vec::new(),
+                next_waiter_id: 0,
+                syncer_running: false,
             }),
+            syncer_wake: Condvar::new(),
             sync_done: Condvar::new(),
             durable_end: AtomicU64::new(next_offset),
             poisoned: AtomicBool::new(false),
@@ -252,62 +285,84 @@ impl ShardLog {
         tracing::error!(dir = %self.dir.display(), "fsync failed; the shard log refuses further writes until restart");
     }
 
-    /// Blocks until every record below `end_offset` is on disk. Concurrent callers share fsyncs.
+    /// Blocks until every record below `end_offset` is on disk. Concurrent callers share fsyncs
+    /// (with each other and with [`ShardLog::durable`] futures).
     pub fn sync_to(&self, end_offset: u64) -> Result<()> {
         let mut state = self.sync_state.lock().expect("sync lock");
         loop {
-            if self.poisoned.load(Ordering::Acquire) {
-                return Err(Error::Poisoned(self.dir.clone()));
-            }
-            if self.durable_end.load(Ordering::Acquire) >= end_offset {
-                return Ok(());
+            if let Some(settled) = self.settled(end_offset) {
+                return settled;
             }
             if !state.in_progress {
-                state.in_progress = true;
-                let linger = state.linger(self.config.sync_interval, Instant::now());
-                drop(state);
-                if !linger.is_zero() {
-                    std::thread::sleep(linger);
-                }
-                let started = Instant::now();
-                let (file_segment, upto, synced_len, appended) = {
-                    let w = self.writer.lock().expect("writer lock");
-                    (w.active.clone(), w.next_offset, w.active.len(), w.appended_bytes)
-                };
-                let result = file_segment.file.sync_data().at(&file_segment.path);
-                self.fsyncs.fetch_add(1, Ordering::Relaxed);
-                state = self.sync_state.lock().expect("sync lock");
-                state.in_progress = false;
-                state.last_shared = (state.waiting > 0).then_some(started);
-                let release = match result {
-                    Ok(()) => {
-                        self.durable_end.fetch_max(upto, Ordering::AcqRel);
-                        let due = appended >= state.released_at_bytes + release_step(self.config.cache_window_bytes)
-                            && !self.reader_releases.load(Ordering::Relaxed);
-                        if due {
-                            state.released_at_bytes = appended;
-                        }
-                        due
-                    }
-                    Err(e) => {
-                        self.poison();
-                        self.sync_done.notify_all();
-                        return Err(e);
-                    }
-                };
-                self.sync_done.notify_all();
-                if release {
-                    // Outside the lock: the waiters just woken need it, and this can take a while.
-                    drop(state);
-                    self.release_behind_window(&file_segment, synced_len);
-                    state = self.sync_state.lock().expect("sync lock");
-                }
+                let (next, result) = self.sync_round(state, true);
+                result?;
+                state = next;
                 continue;
             }
             state.waiting += 1;
             state = self.sync_done.wait(state).expect("sync lock");
             state.waiting -= 1;
         }
+    }
+
+    /// Whether the records below `end_offset` are durable (`Ok`) or never will be (`Err`: an
+    /// fsync failed); `None` while that is not known yet.
+    pub(crate) fn settled(&self, end_offset: u64) -> Option<Result<()>> {
+        if self.poisoned.load(Ordering::Acquire) {
+            Some(Err(Error::Poisoned(self.dir.clone())))
+        } else if self.durable_end.load(Ordering::Acquire) >= end_offset {
+            Some(Ok(()))
+        } else {
+            None
+        }
+    }
+
+    /// Runs one fsync of everything appended so far (after lingering, under concurrent load, so
+    /// that more appends share it) and wakes those it made durable. `in_progress` is set for its
+    /// duration. `caller_waits`: the caller is a blocked `sync_to`, not the syncer thread.
+    pub(crate) fn sync_round<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, SyncState>,
+        caller_waits: bool,
+    ) -> (MutexGuard<'a, SyncState>, Result<()>) {
+        state.in_progress = true;
+        let linger = state.linger(self.config.sync_interval, Instant::now());
+        drop(state);
+        if !linger.is_zero() {
+            std::thread::sleep(linger);
+        }
+        let started = Instant::now();
+        let (file_segment, upto, synced_len, appended) = {
+            let w = self.writer.lock().expect("writer lock");
+            (w.active.clone(), w.next_offset, w.active.len(), w.appended_bytes)
+        };
+        let result = file_segment.file.sync_data().at(&file_segment.path);
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.sync_state.lock().expect("sync lock");
+        state.in_progress = false;
+        let parties = state.waiting + state.wakers.len() + usize::from(caller_waits);
+        state.last_shared = (parties > 1).then_some(started);
+        if let Err(e) = result {
+            self.poison();
+            self.sync_done.notify_all();
+            state.wake_durable(0, true);
+            return (state, Err(e));
+        }
+        self.durable_end.fetch_max(upto, Ordering::AcqRel);
+        let release = appended >= state.released_at_bytes + release_step(self.config.cache_window_bytes)
+            && !self.reader_releases.load(Ordering::Relaxed);
+        if release {
+            state.released_at_bytes = appended;
+        }
+        self.sync_done.notify_all();
+        state.wake_durable(upto, false);
+        if release {
+            // Outside the lock: the waiters just woken need it, and this can take a while.
+            drop(state);
+            self.release_behind_window(&file_segment, synced_len);
+            state = self.sync_state.lock().expect("sync lock");
+        }
+        (state, Ok(()))
     }
 
     /// Releases the cached pages of everything more than the cache window behind `synced_len`

@@ -347,3 +347,136 @@ fn once_a_reader_releases_the_window_no_longer_does() {
     }
     assert_eq!(released_and_written(&log).0, before);
 }
+
+/// Polls `futures` on this thread until every one is ready (a minimal executor: the thread
+/// parks until a waker unparks it).
+fn run_all<F: std::future::Future + Unpin>(mut futures: Vec<F>) -> Vec<F::Output> {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    while outputs.iter().any(Option::is_none) {
+        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none()
+                && let std::task::Poll::Ready(v) = std::pin::Pin::new(f).poll(&mut cx)
+            {
+                *out = Some(v);
+            }
+        }
+        if outputs.iter().any(Option::is_none) {
+            std::thread::park_timeout(std::time::Duration::from_millis(100));
+        }
+    }
+    outputs.into_iter().map(Option::unwrap).collect()
+}
+
+#[test]
+fn futures_waiting_on_one_thread_share_one_fsync_and_resolve_once_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(ShardLog::open(dir.path().join("s"), LogConfig::default()).unwrap());
+    let futures: Vec<_> =
+        (0..200u32).map(|i| log.durable(log.append(&[rec("k", &i.to_be_bytes())], 1).unwrap().end_offset)).collect();
+    assert!(log.read(0, 1000, 1 << 20).unwrap().records.is_empty(), "nothing is visible before its fsync");
+    for result in run_all(futures) {
+        result.unwrap();
+    }
+    assert_eq!(log.fsyncs(), 1, "the syncer's first round covers every append made before it");
+    let r = log.read(0, 1000, 1 << 20).unwrap();
+    let values: Vec<u32> = r.records.iter().map(|r| u32::from_be_bytes(r.data[..].try_into().unwrap())).collect();
+    assert_eq!(values, (0..200).collect::<Vec<_>>());
+    // Already durable: ready at the first poll, with no fsync.
+    run_all(vec![log.durable(200)]).pop().unwrap().unwrap();
+    assert_eq!(log.fsyncs(), 1);
+}
+
+#[test]
+fn blocked_and_awaiting_writers_share_rounds_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(ShardLog::open(dir.path().join("s"), LogConfig::default()).unwrap());
+    let threads: Vec<_> = (0..6u32)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for i in 0..100u32 {
+                    let a = log.append(&[rec("k", format!("{t}:{i}").as_bytes())], 1).unwrap();
+                    if t % 2 == 0 {
+                        log.sync_to(a.end_offset).unwrap();
+                    } else {
+                        run_all(vec![log.durable(a.end_offset)]).pop().unwrap().unwrap();
+                    }
+                    assert!(log.durable_end() >= a.end_offset, "writer {t} acknowledged before durable");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let r = log.read(0, 10_000, 1 << 24).unwrap();
+    assert_eq!(r.records.len(), 600);
+    for t in 0..6 {
+        let mine: Vec<u32> = r
+            .records
+            .iter()
+            .filter_map(|r| {
+                let (who, i) = std::str::from_utf8(&r.data).unwrap().split_once(':').unwrap();
+                (who == t.to_string()).then(|| i.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(mine, (0..100).collect::<Vec<_>>(), "writer {t} out of order or missing");
+    }
+    assert!(log.fsyncs() < 600, "{} fsyncs for 600 appends", log.fsyncs());
+}
+
+#[test]
+fn a_dropped_future_leaves_no_waker_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    // Rounds linger for an hour once shared, so the third write stays pending.
+    let config = LogConfig { sync_interval: std::time::Duration::from_secs(3600), ..LogConfig::default() };
+    let log = Arc::new(ShardLog::open(dir.path().join("s"), config).unwrap());
+    let first = log.durable(log.append(&[rec("k", b"1")], 1).unwrap().end_offset);
+    let second = log.durable(log.append(&[rec("k", b"2")], 1).unwrap().end_offset);
+    run_all(vec![first, second]).into_iter().for_each(|r| r.unwrap());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut abandoned = log.durable(log.append(&[rec("k", b"3")], 1).unwrap().end_offset);
+    assert!(std::pin::Pin::new(&mut abandoned).poll(&mut cx).is_pending());
+    assert_eq!(log.sync_state.lock().unwrap().wakers.len(), 1);
+    drop(abandoned);
+    assert!(log.sync_state.lock().unwrap().wakers.is_empty());
+}
+
+#[test]
+fn the_syncer_ends_when_no_future_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(ShardLog::open(dir.path().join("s"), LogConfig::default()).unwrap());
+    let a = log.append(&[rec("k", b"1")], 1).unwrap();
+    run_all(vec![log.durable(a.end_offset)]).pop().unwrap().unwrap();
+    assert!(log.sync_state.lock().unwrap().syncer_running);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let running = |log: &Arc<ShardLog>| log.sync_state.lock().unwrap().syncer_running || Arc::strong_count(log) > 1;
+    while running(&log) && std::time::Instant::now() < deadline {
+        std::thread::sleep(crate::SYNCER_IDLE / 4);
+    }
+    assert!(!log.sync_state.lock().unwrap().syncer_running, "the syncer outlived its idle time");
+    assert_eq!(Arc::strong_count(&log), 1, "the ended syncer let go of the log");
+    // The next waiting future starts another.
+    let b = log.append(&[rec("k", b"2")], 1).unwrap();
+    run_all(vec![log.durable(b.end_offset)]).pop().unwrap().unwrap();
+    assert_eq!(log.read(0, 10, 1 << 20).unwrap().records.len(), 2);
+}
+
+#[test]
+fn a_poisoned_log_fails_its_futures() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(ShardLog::open(dir.path().join("s"), LogConfig::default()).unwrap());
+    let a = log.append(&[rec("k", b"1")], 1).unwrap();
+    log.poisoned.store(true, std::sync::atomic::Ordering::Release);
+    let err = run_all(vec![log.durable(a.end_offset)]).pop().unwrap().unwrap_err();
+    assert!(matches!(err, crate::Error::Poisoned(_)), "{err}");
+    assert!(log.sync_to(a.end_offset).is_err());
+}

@@ -26,7 +26,7 @@ pub mod token;
 pub use admin::{Consumer, MAX_RETENTION_HOURS, MIN_RETENTION_HOURS, ShardFilter};
 pub use config::StreamsConfig;
 pub use error::{Error, ErrorKind, Result};
-pub use put::{EntryError, EntryResult, PutEntry, java_buffer};
+pub use put::{EntryError, EntryResult, PutEntry, Written, java_buffer};
 pub use read::{RecordsPage, StartingPosition};
 pub use sequence::SequenceNumber;
 pub use service::{

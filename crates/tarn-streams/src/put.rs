@@ -1,9 +1,12 @@
 //! PutRecord and PutRecords: route by hash key, append one batch per shard, then wait for the
-//! fsync that covers it. Nothing is acknowledged before it is durable.
+//! fsync that covers it (blocking, or as a future). Nothing is acknowledged before it is durable.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
-use tarn_log::{RecordRef, ShardLog};
+use tarn_log::{Durable, RecordRef, ShardLog};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash_key::hash_partition_key;
@@ -33,10 +36,52 @@ pub fn java_buffer(len: usize) -> String {
     format!("java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]")
 }
 
+/// Records written to their shards' logs and not yet durable: acknowledge them only once
+/// [`Written::wait`] or [`Written::durable`] has returned `Ok`.
+#[must_use = "written records are not durable until waited for"]
+pub struct Written {
+    logs: Vec<(Arc<ShardLog>, u64)>,
+}
+
+impl Written {
+    /// Blocks until every written record is durable.
+    pub fn wait(self) -> Result<()> {
+        for (log, end) in self.logs {
+            log.sync_to(end)?;
+        }
+        Ok(())
+    }
+
+    /// Resolves once every written record is durable, without blocking a thread: the shards'
+    /// fsyncs run at the same time, on their logs' syncer threads.
+    pub fn durable(self) -> impl Future<Output = Result<()>> + Send + 'static {
+        let mut waiting: Vec<Durable> = self.logs.iter().map(|(log, end)| log.durable(*end)).collect();
+        std::future::poll_fn(move |cx| {
+            let mut i = 0;
+            while i < waiting.len() {
+                match Pin::new(&mut waiting[i]).poll(cx) {
+                    Poll::Ready(Ok(())) => drop(waiting.swap_remove(i)),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                    Poll::Pending => i += 1,
+                }
+            }
+            if waiting.is_empty() { Poll::Ready(Ok(())) } else { Poll::Pending }
+        })
+    }
+}
+
 impl Streams {
     /// Writes `entries` and returns, in request order, each one's sequence number (its shard is
     /// inside it) or the reason it was refused. Returns once every written entry is durable.
     pub fn put_records(&self, stream_name: &str, entries: &[PutEntry<'_>]) -> Result<Vec<EntryResult>> {
+        let (results, written) = self.write_records(stream_name, entries)?;
+        written.wait()?;
+        Ok(results)
+    }
+
+    /// [`Streams::put_records`] up to the fsyncs: the entries are written (or refused), and the
+    /// returned [`Written`] says when they are durable.
+    pub fn write_records(&self, stream_name: &str, entries: &[PutEntry<'_>]) -> Result<(Vec<EntryResult>, Written)> {
         let stream = self.stream(stream_name)?;
         let now = self.now();
         let st = stream.read();
@@ -117,10 +162,8 @@ impl Streams {
         }
         // Release the stream so resharding is not held up by fsyncs.
         drop(st);
-        for (log, end) in pending {
-            log.sync_to(end)?;
-        }
-        Ok(results.into_iter().map(|r| r.expect("every entry has a result")).collect())
+        let results = results.into_iter().map(|r| r.expect("every entry has a result")).collect();
+        Ok((results, Written { logs: pending }))
     }
 
     /// PutRecord: a single entry, throttling reported as an error of the call.

@@ -3,7 +3,7 @@ use std::ops::Range;
 
 use serde::Deserialize;
 use tarn_streams::model::{shard_id, shard_id_bytes};
-use tarn_streams::{EntryResult, PutEntry};
+use tarn_streams::{EntryResult, PutEntry, Written};
 
 use super::put_record::explicit_hash_key;
 use super::{Ctx, StreamRef};
@@ -70,10 +70,17 @@ fn output_doc(results: &[EntryResult], failed: usize) -> Doc<'static> {
     Obj::new().put("FailedRecordCount", failed).put("Records", records).put("EncryptionType", "NONE").done()
 }
 
-/// Writes the entries and counts them into the stream's metrics; returns each entry's result and
-/// how many failed.
+/// Writes the entries, waits until they are durable and counts them into the stream's metrics;
+/// returns each entry's result and how many failed.
 fn put(ctx: &Ctx<'_>, name: &str, entries: &[PutEntry<'_>]) -> Result<(Vec<EntryResult>, usize), ApiError> {
-    let results = ctx.streams.put_records(name, entries)?;
+    let (results, failed, written) = write(ctx, name, entries)?;
+    written.wait()?;
+    Ok((results, failed))
+}
+
+/// [`put`] without the wait: the entries are written and counted, not yet durable.
+fn write(ctx: &Ctx<'_>, name: &str, entries: &[PutEntry<'_>]) -> Result<(Vec<EntryResult>, usize, Written), ApiError> {
+    let (results, written) = ctx.streams.write_records(name, entries)?;
     let (mut failed, mut records_in, mut bytes_in) = (0u64, 0u64, 0u64);
     for (r, e) in results.iter().zip(entries) {
         match r {
@@ -89,7 +96,7 @@ fn put(ctx: &Ctx<'_>, name: &str, entries: &[PutEntry<'_>]) -> Result<(Vec<Entry
     if failed > 0 {
         ctx.metrics.add("tarn_stream_throttled_records_total", &[("stream", name)], failed);
     }
-    Ok((results, failed as usize))
+    Ok((results, failed as usize, written))
 }
 
 /// A PutRecords body as SDKs send it, with strings borrowed from the body (a string with escapes
@@ -120,9 +127,10 @@ struct JsonEntry<'a> {
 
 /// PutRecords in JSON without a document tree: ingest's hot path. It takes bodies whose members
 /// are all present, well typed and valid, which is what producers send, decodes every record's
-/// data into one buffer and writes the response directly. Anything else returns `None` and goes
-/// to [`handle`], which reports what is wrong the way AWS does.
-pub fn handle_json(ctx: &Ctx<'_>, body: &[u8]) -> Option<Result<Vec<u8>, ApiError>> {
+/// data into one buffer and writes the response directly. It returns once the records are written,
+/// with the [`Written`] to wait for before the response may be sent. Anything else returns `None`
+/// (having written nothing) and goes to [`handle`], which reports what is wrong the way AWS does.
+pub fn handle_json(ctx: &Ctx<'_>, body: &[u8]) -> Option<Result<(Vec<u8>, Written), ApiError>> {
     let input: JsonInput<'_> = serde_json::from_slice(body).ok()?;
     let stream = StreamRef { name: input.stream_name, arn: input.stream_arn };
     let count = input.records.len();
@@ -150,8 +158,8 @@ pub fn handle_json(ctx: &Ctx<'_>, body: &[u8]) -> Option<Result<Vec<u8>, ApiErro
                 data: &data[range],
             });
         }
-        let (results, failed) = put(ctx, &name, &entries)?;
-        Ok(json_output(&results, failed))
+        let (results, failed, written) = write(ctx, &name, &entries)?;
+        Ok((json_output(&results, failed), written))
     })())
 }
 
