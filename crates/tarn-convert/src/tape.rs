@@ -40,6 +40,32 @@ pub(crate) struct Token {
     pub text_end: u32,
 }
 
+/// Where the run of string text starting at `at` ends: the first quote, backslash or control
+/// character at or after `at`, or `b.len()`. Eight bytes at a time: in each word, a lane that
+/// holds one of them (after XOR with a quote or backslash, zero; or below 0x20) gets its high bit
+/// set. Only a lane that holds one borrows from the next, so lanes above the first may be marked
+/// wrongly but the lowest marked lane (the first byte, read little-endian) is always right.
+fn plain_run_end(b: &[u8], mut at: usize) -> usize {
+    const LANES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    let zero_lanes = |w: u64| w.wrapping_sub(LANES) & !w;
+    while let Some(word) = b.get(at..at + 8) {
+        let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let quote = zero_lanes(w ^ (LANES * u64::from(b'"')));
+        let backslash = zero_lanes(w ^ (LANES * u64::from(b'\\')));
+        let control = w.wrapping_sub(LANES * 0x20) & !w;
+        let marked = (quote | backslash | control) & HIGH_BITS;
+        if marked != 0 {
+            return at + (marked.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while at < b.len() && !matches!(b[at], b'"' | b'\\' | 0..=0x1f) {
+        at += 1;
+    }
+    at
+}
+
 /// Deeper nesting is left to the general path (`serde_json` stops at 128).
 pub(crate) const MAX_DEPTH: usize = 100;
 
@@ -170,18 +196,15 @@ impl<'p> Tape<'p> {
     }
 
     fn string(&mut self, b: &[u8], start: usize) -> Parsed<usize> {
-        let mut at = start + 1;
-        loop {
-            match b.get(at) {
-                Some(b'"') => {
-                    self.push(Kind::Plain, start, at + 1);
-                    return Ok(at + 1);
-                }
-                Some(b'\\') => return self.escaped(b, start, at),
-                Some(&c) if c < 0x20 => return Err(Unread),
-                Some(_) => at += 1,
-                None => return Err(Unread),
+        let at = plain_run_end(b, start + 1);
+        match b.get(at) {
+            Some(b'"') => {
+                self.push(Kind::Plain, start, at + 1);
+                Ok(at + 1)
             }
+            Some(b'\\') => self.escaped(b, start, at),
+            // A control character, or the end of the payload.
+            _ => Err(Unread),
         }
     }
 
@@ -232,9 +255,7 @@ impl<'p> Tape<'p> {
                 Some(&c) if c < 0x20 => return Err(Unread),
                 Some(_) => {
                     let run = at;
-                    while at < b.len() && b[at] != b'"' && b[at] != b'\\' && b[at] >= 0x20 {
-                        at += 1;
-                    }
+                    at = plain_run_end(b, at);
                     self.unescaped.push_str(&self.payload[run..at]);
                 }
                 None => return Err(Unread),
@@ -360,6 +381,31 @@ mod tests {
         assert_eq!((t[2].kind, t[2].next, tape.raw(&t[2])), (Kind::Array, 7, r#"[1,{"b":null}]"#));
         assert_eq!(tape.text(&t[8]), "x");
         assert_eq!(tape.raw(&t[9]), r#"{"d":true}"#);
+    }
+
+    #[test]
+    fn a_run_of_text_ends_at_the_first_quote_backslash_or_control_character() {
+        let naive = |b: &[u8], at: usize| (at..b.len()).find(|&i| matches!(b[i], b'"' | b'\\' | 0..=0x1f)).unwrap_or(b.len());
+        // Every byte value at every lane of two words, after fillers that sit next to the
+        // thresholds (0x20, 0x21 and 0x23 around the quote, 0x5b and 0x5d around the backslash,
+        // 0x7f, 0x80 and 0xff), and two of them in one word so a false lane above the first hit
+        // cannot win.
+        for filler in [b'a', 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xff] {
+            for stop in 0..=255u8 {
+                for len in 0..20 {
+                    for pos in 0..len {
+                        let mut b = vec![filler; len];
+                        b[pos] = stop;
+                        if pos + 1 < len {
+                            b[pos + 1] = b'"';
+                        }
+                        for start in [0, 1, 3] {
+                            assert_eq!(plain_run_end(&b, start.min(len)), naive(&b, start.min(len)), "{b:?} from {start}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -325,9 +325,21 @@ impl Segment {
         Ok(None)
     }
 
+    /// Reads `len` bytes at `position` into a fresh buffer, without zeroing it first.
     fn read_chunk(&self, position: u64, len: usize) -> Result<Bytes> {
-        let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, position).at(&self.path)?;
+        let mut buf = Vec::with_capacity(len);
+        while buf.len() < len {
+            let at = position + buf.len() as u64;
+            match rustix::io::pread(&self.file, rustix::buffer::spare_capacity(&mut buf), at) {
+                Ok(0) => {
+                    let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the segment ended mid-read");
+                    return Err(eof).at(&self.path);
+                }
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(std::io::Error::from(e)).at(&self.path),
+            }
+        }
         Ok(Bytes::from(buf))
     }
 
