@@ -329,7 +329,7 @@ impl Default for StorageConfig {
         StorageConfig {
             segment_max_bytes: 128 * 1024 * 1024,
             segment_max_age_seconds: 3600,
-            sync_interval_micros: 2000,
+            sync_interval_micros: 5000,
             cache_window_mib: 128,
         }
     }

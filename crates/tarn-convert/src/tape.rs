@@ -385,7 +385,8 @@ mod tests {
 
     #[test]
     fn a_run_of_text_ends_at_the_first_quote_backslash_or_control_character() {
-        let naive = |b: &[u8], at: usize| (at..b.len()).find(|&i| matches!(b[i], b'"' | b'\\' | 0..=0x1f)).unwrap_or(b.len());
+        let naive =
+            |b: &[u8], at: usize| (at..b.len()).find(|&i| matches!(b[i], b'"' | b'\\' | 0..=0x1f)).unwrap_or(b.len());
         // Every byte value at every lane of two words, after fillers that sit next to the
         // thresholds (0x20, 0x21 and 0x23 around the quote, 0x5b and 0x5d around the backslash,
         // 0x7f, 0x80 and 0xff), and two of them in one word so a false lane above the first hit
@@ -400,7 +401,11 @@ mod tests {
                             b[pos + 1] = b'"';
                         }
                         for start in [0, 1, 3] {
-                            assert_eq!(plain_run_end(&b, start.min(len)), naive(&b, start.min(len)), "{b:?} from {start}");
+                            assert_eq!(
+                                plain_run_end(&b, start.min(len)),
+                                naive(&b, start.min(len)),
+                                "{b:?} from {start}"
+                            );
                         }
                     }
                 }

@@ -46,7 +46,7 @@ impl Default for LogConfig {
         LogConfig {
             segment_max_bytes: 128 * 1024 * 1024,
             segment_max_age_ms: 60 * 60 * 1000,
-            sync_interval: Duration::from_millis(2),
+            sync_interval: Duration::from_millis(5),
             cache_window_bytes: 128 * 1024 * 1024,
         }
     }

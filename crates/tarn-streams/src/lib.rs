@@ -28,7 +28,7 @@ pub use config::StreamsConfig;
 pub use error::{Error, ErrorKind, Result};
 pub use put::{EntryError, EntryResult, PutEntry, Written, java_buffer};
 pub use read::{RecordsPage, StartingPosition};
-pub use sequence::SequenceNumber;
+pub use sequence::{DecimalWriter, SequenceNumber};
 pub use service::{
     Clock, CreateStream, ON_DEMAND_SHARDS, StreamSnapshot, StreamUsage, Streams, parse_stream_arn, system_clock,
 };

@@ -9,7 +9,7 @@ use std::task::Poll;
 use tarn_log::{Durable, RecordRef, ShardLog};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::hash_key::hash_partition_key;
+use crate::hash_key::hash_partition_keys;
 use crate::model::{StreamStatus, shard_id};
 use crate::sequence::SequenceNumber;
 use crate::service::Streams;
@@ -111,10 +111,11 @@ impl Streams {
         }
 
         // Group entries by the shard their hash key falls in.
+        let mut hashes = Vec::with_capacity(entries.len());
+        hash_partition_keys(entries.iter().map(|e| e.partition_key), &mut hashes);
         let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            let hash = e.explicit_hash_key.unwrap_or_else(|| hash_partition_key(e.partition_key));
-            let shard = st.route(hash);
+        for (i, (e, hash)) in entries.iter().zip(hashes).enumerate() {
+            let shard = st.route(e.explicit_hash_key.unwrap_or(hash));
             match groups.iter_mut().find(|(s, _)| *s == shard) {
                 Some((_, members)) => members.push(i),
                 None => groups.push((shard, vec![i])),

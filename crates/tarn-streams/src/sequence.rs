@@ -81,6 +81,72 @@ impl fmt::Display for SequenceNumber {
     }
 }
 
+/// Writes the decimal forms of many sequence numbers, as a PutRecords response lists them: each
+/// shard's records have consecutive positions, so most numbers are a few more than one written
+/// just before, and adding the difference to that one's digits is much cheaper than dividing a
+/// 128-bit integer down to 39 digits again.
+#[derive(Default)]
+pub struct DecimalWriter {
+    /// Per shard lately written (a few at most are remembered): the number and its digits.
+    recent: Vec<(u128, [u8; 39], usize)>,
+    next_evicted: usize,
+}
+
+/// Shards remembered by a [`DecimalWriter`]; one with more shards still writes the right digits.
+const RECENT_SHARDS: usize = 8;
+
+/// Up to this far past a remembered number, digits are added to; farther, written afresh.
+const MAX_STEP: u128 = 1 << 20;
+
+impl DecimalWriter {
+    /// Appends `seq`'s decimal form (what [`fmt::Display`] prints) to `out`.
+    pub fn write(&mut self, seq: SequenceNumber, out: &mut Vec<u8>) {
+        let value = seq.to_u128();
+        let near = self.recent.iter().position(|(last, _, _)| *last <= value && value - *last <= MAX_STEP);
+        let index = match near {
+            Some(i) if add_decimal(&mut self.recent[i], value) => i,
+            _ => {
+                let formatted = itoa::Buffer::new().format(value).as_bytes().to_owned();
+                let mut digits = [0u8; 39];
+                digits[..formatted.len()].copy_from_slice(&formatted);
+                let entry = (value, digits, formatted.len());
+                match near {
+                    Some(i) => self.recent[i] = entry,
+                    None if self.recent.len() < RECENT_SHARDS => self.recent.push(entry),
+                    None => {
+                        self.recent[self.next_evicted] = entry;
+                        self.next_evicted = (self.next_evicted + 1) % RECENT_SHARDS;
+                    }
+                }
+                self.recent.iter().position(|(last, _, _)| *last == value).expect("just remembered")
+            }
+        };
+        let (_, digits, len) = &self.recent[index];
+        out.extend_from_slice(&digits[..*len]);
+    }
+}
+
+/// Adds `value - entry.0` to `entry`'s digits, in place. `false` (the entry unchanged): the sum
+/// has more digits than the entry, so it must be written afresh.
+fn add_decimal(entry: &mut (u128, [u8; 39], usize), value: u128) -> bool {
+    let (last, digits, len) = entry;
+    let mut updated = *digits;
+    let mut carry = value - *last;
+    let mut i = *len;
+    while carry > 0 {
+        if i == 0 {
+            return false;
+        }
+        i -= 1;
+        let sum = u128::from(updated[i] - b'0') + carry;
+        updated[i] = b'0' + (sum % 10) as u8;
+        carry = sum / 10;
+    }
+    *digits = updated;
+    *last = value;
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +163,42 @@ mod tests {
         let mut written = b"x".to_vec();
         a.write_decimal(&mut written);
         assert_eq!(written, format!("x{s}").into_bytes(), "write_decimal appends what Display prints");
+    }
+
+    #[test]
+    fn the_decimal_writer_writes_what_display_prints() {
+        let mut writer = DecimalWriter::default();
+        let mut out = Vec::new();
+        let mut expected = String::new();
+        // Consecutive positions on a few shards, interleaved; positions that carry through
+        // many nines; jumps farther than the writer adds to; more shards than it remembers;
+        // going back; and the largest numbers, whose digits can grow in length.
+        let mut numbers = Vec::new();
+        for i in 0..300u64 {
+            numbers.push(SequenceNumber::new(7, (i % 3) as u32, 9_999_990 + i));
+        }
+        numbers.push(SequenceNumber::new(7, 0, u64::MAX - 2));
+        numbers.push(SequenceNumber::new(7, 0, u64::MAX));
+        numbers.push(SequenceNumber::new(7, 0, 5));
+        numbers.push(SequenceNumber::new(7, 0, 5 + (1 << 21)));
+        for shard in 0..20 {
+            numbers.push(SequenceNumber::new(9, shard, 99));
+            numbers.push(SequenceNumber::new(9, shard, 100));
+        }
+        numbers.push(SequenceNumber::new(u32::MAX, MAX_SHARD_INDEX, u64::MAX - 1));
+        numbers.push(SequenceNumber::new(u32::MAX, MAX_SHARD_INDEX, u64::MAX));
+        for n in numbers {
+            writer.write(n, &mut out);
+            out.push(b',');
+            expected.push_str(&format!("{n},"));
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        // Digits that grow in length are written afresh.
+        let mut entry = (999u128, [b'0'; 39], 3);
+        entry.1[..3].copy_from_slice(b"999");
+        assert!(!add_decimal(&mut entry, 1000));
+        assert_eq!((entry.0, &entry.1[..3]), (999, &b"999"[..]), "left as it was");
+        assert!(add_decimal(&mut entry, 999), "an entry can be added to by nothing");
     }
 
     #[test]

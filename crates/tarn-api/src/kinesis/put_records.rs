@@ -3,7 +3,7 @@ use std::ops::Range;
 
 use serde::Deserialize;
 use tarn_streams::model::{shard_id, shard_id_bytes};
-use tarn_streams::{EntryResult, PutEntry, Written};
+use tarn_streams::{DecimalWriter, EntryResult, PutEntry, Written};
 
 use super::put_record::explicit_hash_key;
 use super::{Ctx, StreamRef};
@@ -167,6 +167,7 @@ pub fn handle_json(ctx: &Ctx<'_>, body: &[u8]) -> Option<Result<(Vec<u8>, Writte
 fn json_output(results: &[EntryResult], failed: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + results.len() * 96);
     let _ = write!(out, r#"{{"FailedRecordCount":{failed},"Records":["#);
+    let mut decimal = DecimalWriter::default();
     for (i, r) in results.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -174,7 +175,7 @@ fn json_output(results: &[EntryResult], failed: usize) -> Vec<u8> {
         match r {
             Ok(seq) => {
                 out.extend_from_slice(br#"{"SequenceNumber":""#);
-                seq.write_decimal(&mut out);
+                decimal.write(*seq, &mut out);
                 out.extend_from_slice(br#"","ShardId":""#);
                 out.extend_from_slice(&shard_id_bytes(seq.shard_index));
                 out.extend_from_slice(br#""}"#);
@@ -207,6 +208,10 @@ mod tests {
                 message: "Rate \"exceeded\" for shard\n".into(),
             }),
             Ok(SequenceNumber::of_record(3, 0, u64::MAX >> 8)),
+            // Consecutive records of a shard: their digits are added to, not written afresh.
+            Ok(SequenceNumber::of_record(3, 2, 42)),
+            Ok(SequenceNumber::of_record(3, 0, (u64::MAX >> 8) + 9)),
+            Ok(SequenceNumber::of_record(3, 2, 99)),
         ];
         let mut expected = Vec::new();
         json::encode(&output_doc(&results, 1), &mut expected);
