@@ -45,8 +45,14 @@ pub fn encode(records: &[Pending], threads: usize) -> std::io::Result<Vec<u8>> {
         gz.write_all(&lines)?;
         gz.finish()
     });
-    let mut members = members.into_iter().collect::<std::io::Result<Vec<Vec<u8>>>>()?;
-    let mut out = if members.len() == 1 { members.pop().expect("one member") } else { members.concat() };
+    let members = members.into_iter().collect::<std::io::Result<Vec<Vec<u8>>>>()?;
+    // The others after the first, in the room the first was given (a quarter of its run, which
+    // is usually enough for all of them): no fresh buffer the size of the whole file.
+    let mut members = members.into_iter();
+    let mut out = members.next().unwrap_or_default();
+    for member in members {
+        out.extend_from_slice(&member);
+    }
     if out.is_empty() {
         // No records: still a valid (empty) gzip file.
         out = GzEncoder::new(Vec::new(), Compression::fast()).finish()?;
