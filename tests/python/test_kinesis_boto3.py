@@ -76,6 +76,18 @@ def test_records_go_to_the_md5_shard_and_read_back_in_order(kinesis):
         assert [r["Data"] for r in by_shard[shard] if r["PartitionKey"] == key] == sent
 
 
+def test_a_put_records_body_over_a_mebibyte_is_taken_whole(kinesis):
+    # Bodies past 1 MiB are decoded on the server's blocking pool rather than its I/O thread.
+    name = new_stream(kinesis)
+    entries = [{"Data": bytes([i]) * 300_000, "PartitionKey": f"big-{i}"} for i in range(6)]
+    out = kinesis.put_records(StreamName=name, Records=entries)
+    assert out["FailedRecordCount"] == 0
+    shard = kinesis.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+    records, _ = read_shard(kinesis, name, shard)
+    assert [(r["PartitionKey"], r["Data"]) for r in records] == [(e["PartitionKey"], e["Data"]) for e in entries]
+    assert [r["SequenceNumber"] for r in records] == [r["SequenceNumber"] for r in out["Records"]]
+
+
 def test_every_iterator_type(kinesis):
     name = new_stream(kinesis)
     shard = "shardId-000000000000"

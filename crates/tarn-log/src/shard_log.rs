@@ -7,7 +7,8 @@
 //!   its sequence number) can be reused after recovery without anyone having seen it.
 //! - A segment is fsynced before the next one is created, so only the newest segment can have a
 //!   torn tail; recovery verifies it and truncates at the first incomplete or invalid batch.
-//! - Group commit: callers append, then wait in [`ShardLog::sync_to`]. One of them runs the fsync
+//! - Group commit: callers append, then wait in [`ShardLog::sync_to`] (or await
+//!   [`ShardLog::durable`], whose fsyncs the log's syncer thread runs). One of them runs the fsync
 //!   for everything written so far while the others wait; most find their data already covered.
 //!   Under concurrent load (the last fsync had callers waiting on it) the next one starts no
 //!   sooner than `sync_interval` after the last one started, so that more appends share it: an

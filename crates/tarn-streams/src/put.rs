@@ -111,11 +111,17 @@ impl Streams {
         }
 
         // Group entries by the shard their hash key falls in.
+        // Partition keys are hashed only where no explicit hash key overrides them.
         let mut hashes = Vec::with_capacity(entries.len());
-        hash_partition_keys(entries.iter().map(|e| e.partition_key), &mut hashes);
+        hash_partition_keys(
+            entries.iter().filter(|e| e.explicit_hash_key.is_none()).map(|e| e.partition_key),
+            &mut hashes,
+        );
+        let mut hashes = hashes.into_iter();
         let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
-        for (i, (e, hash)) in entries.iter().zip(hashes).enumerate() {
-            let shard = st.route(e.explicit_hash_key.unwrap_or(hash));
+        for (i, e) in entries.iter().enumerate() {
+            let hash = e.explicit_hash_key.unwrap_or_else(|| hashes.next().expect("one hash per key without one"));
+            let shard = st.route(hash);
             match groups.iter_mut().find(|(s, _)| *s == shard) {
                 Some((_, members)) => members.push(i),
                 None => groups.push((shard, vec![i])),
