@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod allocator;
 mod catalog_cmd;
 mod client;
 mod generate;
@@ -12,10 +13,6 @@ mod query_service;
 mod segment_cmd;
 mod segments;
 mod serve;
-
-/// Request buffers are large and short-lived; mimalloc reuses them instead of mapping fresh pages.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +61,7 @@ pub struct ServeArgs {
 }
 
 fn main() -> std::process::ExitCode {
+    allocator::keep_freed_memory();
     // Errors are for operators: the message and its causes on one line, no backtrace.
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -103,7 +103,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "tarn is serving the Kinesis API");
+    tracing::info!(
+        %addr,
+        data_dir = %config.data_dir.display(),
+        allocator_purge_delay_ms = crate::allocator::purge_delay_ms(),
+        "tarn is serving the Kinesis API"
+    );
     // One machine-readable line on stdout, for scripts and tests that ask for port 0.
     println!("tarn listening on {addr}");
 
