@@ -32,9 +32,9 @@ pub fn keep_freed_memory() {
 
 /// mimalloc's current purge delay (milliseconds; -1: never).
 #[allow(unsafe_code)]
-pub fn purge_delay_ms() -> i64 {
+pub fn purge_delay_ms() -> std::ffi::c_long {
     // SAFETY: reads one entry of mimalloc's option table.
-    i64::from(unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) })
+    unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) }
 }
 
 #[cfg(test)]
