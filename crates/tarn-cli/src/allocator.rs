@@ -5,7 +5,7 @@
 //! back to the kernel after a delay), the same buffers came back as fresh pages, which the kernel
 //! zeroes and maps on every flush: at 150 MB/s of delivery, page faults and `clear_page` took
 //! about 6% of the server's CPU, and delivery fell behind (docs/benchmarks.md, session 18).
-//! Kept, the heap stays at its high-water mark (about 420 MiB in that benchmark) and is reused.
+//! Kept, the heap stays at its high-water mark (about 415 MiB resident in that benchmark, against 374 MiB) and is reused.
 //! `MIMALLOC_PURGE_DELAY` in the environment (milliseconds; 0 returns memory at once) overrides it.
 
 /// Request buffers are large and short-lived; mimalloc reuses them instead of mapping fresh pages.
