@@ -51,6 +51,7 @@ fn streams_config(c: &Config) -> StreamsConfig {
             segment_max_age_ms: c.storage.segment_max_age_seconds as i64 * 1000,
             sync_interval: std::time::Duration::from_micros(c.storage.sync_interval_micros),
             cache_window_bytes: c.storage.cache_window_mib.saturating_mul(1024 * 1024),
+            direct_io: c.storage.direct_io,
         },
     }
 }
@@ -107,6 +108,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         %addr,
         data_dir = %config.data_dir.display(),
         allocator_purge_delay_ms = crate::allocator::purge_delay_ms(),
+        log_direct_io = config.storage.direct_io,
         "tarn is serving the Kinesis API"
     );
     // One machine-readable line on stdout, for scripts and tests that ask for port 0.

@@ -105,9 +105,13 @@ pub struct StorageConfig {
     /// Under concurrent load, a shard's log fsyncs at most once per this many microseconds, so that
     /// more appends share each fsync. A lone writer never waits for it; 0 fsyncs at once.
     pub sync_interval_micros: u64,
-    /// MiB of each shard's newest records whose pages the log leaves in the page cache; older
-    /// pages (and those delivery has committed to the lake) are handed back to the kernel.
+    /// MiB of each shard's newest records kept for readers at the head: in memory with direct
+    /// I/O, otherwise as pages in the page cache. Older ones (and those delivery has committed to
+    /// the lake) are let go and read from disk if needed.
     pub cache_window_mib: u64,
+    /// The log writes with direct I/O (O_DIRECT) where the file system supports it: no copy into
+    /// the page cache and no writeback; readers at the head are served from memory.
+    pub direct_io: bool,
 }
 
 /// Where the lake's files (tables' data and metadata, error output, raw backup) live. The
@@ -331,6 +335,7 @@ impl Default for StorageConfig {
             segment_max_age_seconds: 3600,
             sync_interval_micros: 5000,
             cache_window_mib: 128,
+            direct_io: false,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! to `tarn-streams`.
 
 pub mod codec;
+mod direct;
 mod durable;
 mod error;
 mod segment;

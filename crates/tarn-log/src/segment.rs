@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 
 use crate::codec::{self, BATCH_HEADER_LEN, BODY_PREFIX_LEN, BatchHeader, DecodeError, Record};
+use crate::direct::{self, ALIGN, Staged, Tail};
 use crate::error::{Error, IoContext, Result};
 
 /// Largest single read from a segment file.
@@ -38,10 +39,21 @@ pub(crate) struct SegmentMeta {
 pub(crate) struct Segment {
     pub base_offset: u64,
     pub path: PathBuf,
+    /// Reads, buffered writes, fsyncs and truncation.
     pub file: File,
-    /// Bytes of complete batches; readers never look past it.
+    /// The same file opened for direct I/O, when the log writes that way and the file system
+    /// supports it: appends are then staged in memory and written by sync rounds.
+    direct: Option<File>,
+    /// Serialises direct writes: a sync round and a roll may both write the last block.
+    direct_writes: Mutex<()>,
+    /// Bytes of complete batches appended (staged ones included, with direct I/O).
     pub written_len: AtomicU64,
-    /// Bytes from the start whose cached pages were handed back to the kernel.
+    /// Bytes readers may read: with direct I/O, those the sync rounds have written; otherwise
+    /// all of `written_len` (readers stop at the log's durable end anyway).
+    flushed_len: AtomicU64,
+    /// With direct I/O, the newest written bytes, from which readers at the head are served.
+    tail: Mutex<Tail>,
+    /// Bytes from the start whose cached pages (and memory tail) were let go.
     released_len: AtomicU64,
     pub meta: Mutex<SegmentMeta>,
 }
@@ -60,13 +72,29 @@ pub(crate) struct Recovered {
     pub segment: Segment,
     /// Bytes cut from the tail because they did not form a complete, valid batch.
     pub truncated_bytes: u64,
+    /// Whether those bytes were only the zeros a direct write pads its last block with.
+    pub padding_only: bool,
 }
 
 impl Segment {
-    pub fn create(dir: &Path, base_offset: u64) -> Result<Segment> {
+    /// A new, empty segment file; `direct`: written with direct I/O where the file system allows.
+    pub fn create(dir: &Path, base_offset: u64, direct: bool) -> Result<Segment> {
         let path = dir.join(file_name(base_offset));
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).at(&path)?;
-        Ok(Segment::new(base_offset, path, file, 0, Vec::new(), base_offset, None, None))
+        let mut segment = Segment::new(base_offset, path, file, 0, Vec::new(), base_offset, None, None);
+        if direct {
+            segment.direct = direct::open_direct(&segment.path);
+        }
+        Ok(segment)
+    }
+
+    /// Opens a direct-I/O handle for the appends to come (the newest segment after recovery).
+    pub fn open_for_direct_appends(&mut self) {
+        self.direct = direct::open_direct(&self.path);
+    }
+
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -84,7 +112,11 @@ impl Segment {
             base_offset,
             path,
             file,
+            direct: None,
+            direct_writes: Mutex::new(()),
             written_len: AtomicU64::new(len),
+            flushed_len: AtomicU64::new(len),
+            tail: Mutex::new(Tail::default()),
             released_len: AtomicU64::new(0),
             meta: Mutex::new(SegmentMeta { index, end_offset, first_arrival_ms, last_arrival_ms }),
         }
@@ -135,19 +167,30 @@ impl Segment {
             position += header.total_len as u64;
         }
         let truncated_bytes = file_len - position;
+        let mut padding_only = false;
         if truncated_bytes > 0 {
             if !verify {
                 return Err(Error::Corrupt { path, position, reason: "sealed segment does not end on a valid batch" });
+            }
+            if truncated_bytes < ALIGN as u64 && (position + truncated_bytes) % ALIGN as u64 == 0 {
+                let mut rest = vec![0u8; truncated_bytes as usize];
+                file.read_exact_at(&mut rest, position).at(&path)?;
+                padding_only = rest.iter().all(|&b| b == 0);
             }
             file.set_len(position).at(&path)?;
             file.sync_all().at(&path)?;
         }
         let segment = Segment::new(base_offset, path, file, position, index, end_offset, first_arrival, last_arrival);
-        Ok(Recovered { segment, truncated_bytes })
+        Ok(Recovered { segment, truncated_bytes, padding_only })
     }
 
     pub fn len(&self) -> u64 {
         self.written_len.load(Ordering::Acquire)
+    }
+
+    /// Bytes readers may read (see `flushed_len`).
+    fn readable_len(&self) -> u64 {
+        if self.direct.is_some() { self.flushed_len.load(Ordering::Acquire) } else { self.len() }
     }
 
     pub fn end_offset(&self) -> u64 {
@@ -160,8 +203,15 @@ impl Segment {
 
     /// Writes one encoded batch at the end of the file. Only the shard's single writer calls this.
     pub fn append(&self, batch: &[u8], header: &BatchHeader) -> Result<()> {
+        self.file.write_all_at(batch, self.len()).at(&self.path)?;
+        self.appended(header);
+        Ok(())
+    }
+
+    /// Takes note of a batch of `header.total_len` bytes appended at the end (written, or staged
+    /// for a direct write). Only the shard's single writer calls this.
+    pub fn appended(&self, header: &BatchHeader) {
         let position = self.len();
-        self.file.write_all_at(batch, position).at(&self.path)?;
         let mut meta = self.meta.lock().expect("segment meta lock");
         let due = meta.index.last().is_none_or(|e| position - e.position >= INDEX_INTERVAL_BYTES);
         if due {
@@ -171,8 +221,29 @@ impl Segment {
         meta.first_arrival_ms.get_or_insert(header.arrival_ms);
         meta.last_arrival_ms = Some(header.arrival_ms);
         drop(meta);
-        self.written_len.store(position + batch.len() as u64, Ordering::Release);
-        Ok(())
+        self.written_len.store(position + header.total_len as u64, Ordering::Release);
+    }
+
+    /// Writes staged bytes with direct I/O and keeps them in the memory tail. `take` runs under
+    /// the caller's writer lock and hands out what to write; this segment's direct writes are
+    /// ordered as their bytes were taken (a later write may rewrite an earlier one's last block).
+    pub fn write_staged(&self, take: impl FnOnce() -> Staged) -> Result<u64> {
+        let direct = self.direct.as_ref().expect("staged bytes belong to a direct segment");
+        let order = self.direct_writes.lock().expect("direct write lock");
+        let staged = take();
+        let end = staged.end();
+        let (start, chunk) = staged.write(direct).at(&self.path)?;
+        self.tail.lock().expect("tail lock").push(start, chunk);
+        self.flushed_len.fetch_max(end, Ordering::AcqRel);
+        drop(order);
+        Ok(end)
+    }
+
+    /// Seals a direct segment after its last write: the zeros that padded its last block go, so
+    /// the file ends on its last batch. Waits for a sync round still writing.
+    pub fn seal_direct(&self) -> Result<()> {
+        let _order = self.direct_writes.lock().expect("direct write lock");
+        self.file.set_len(self.len()).at(&self.path)
     }
 
     /// Hands the cached pages of the file's first `upto` bytes back to the kernel (they are read
@@ -181,10 +252,13 @@ impl Segment {
     /// the log's own writes among them, then reuse these pages: on a VM that returns idle memory to
     /// its host, a page never touched since costs three to four times as much to write.
     pub fn release_cache(&self, upto: u64) {
-        let upto = upto.min(self.len());
+        let upto = upto.min(self.readable_len());
         let from = self.released_len.fetch_max(upto, Ordering::AcqRel);
         if upto <= from {
             return;
+        }
+        if self.direct.is_some() {
+            self.tail.lock().expect("tail lock").drop_before(upto);
         }
         // Advice only: a failure costs memory, never data.
         if let Err(e) =
@@ -224,16 +298,17 @@ impl Segment {
         out: &mut Vec<Record>,
         bytes_read: &mut usize,
     ) -> Result<bool> {
-        let end = self.len();
+        let end = self.readable_len();
         let mut position = self.seek_offset(from);
         while position < end {
             // Read the budget in chunks of at most READ_CHUNK_BYTES (so a small answer does not
             // pay for a 10 MiB read), each holding at least its first batch whole; batches are
             // then decoded in place from the chunk.
             let want = (max_bytes.saturating_sub(*bytes_read) + 64 * 1024).clamp(64 * 1024, READ_CHUNK_BYTES) as u64;
-            let mut chunk = self.read_chunk(position, want.min(end - position) as usize)?;
+            let prefix = (BATCH_HEADER_LEN + BODY_PREFIX_LEN).min((end - position) as usize);
+            let mut chunk = self.read_chunk(position, prefix, want.min(end - position) as usize)?;
             match codec::peek_header(&chunk) {
-                Ok(h) if h.total_len > chunk.len() => chunk = self.read_chunk(position, h.total_len)?,
+                Ok(h) if h.total_len > chunk.len() => chunk = self.read_chunk(position, h.total_len, h.total_len)?,
                 Ok(_) => {}
                 Err(DecodeError::Incomplete { .. }) => {
                     return Err(self.corrupt(position, "short batch header"));
@@ -308,7 +383,7 @@ impl Segment {
 
     /// Finds the offset of the first record that arrived at or after `ts_ms`, if any is in this segment.
     pub fn offset_at_time(&self, ts_ms: i64) -> Result<Option<u64>> {
-        let end = self.len();
+        let end = self.readable_len();
         let mut position = self.seek_time(ts_ms);
         let mut prefix = [0u8; BATCH_HEADER_LEN + BODY_PREFIX_LEN];
         while position < end {
@@ -325,8 +400,19 @@ impl Segment {
         Ok(None)
     }
 
+    /// The bytes from `position` on, at least `min_len` and at most `max_len` of them: from the
+    /// memory tail where it holds them, otherwise read from the file.
+    fn read_chunk(&self, position: u64, min_len: usize, max_len: usize) -> Result<Bytes> {
+        if self.direct.is_some()
+            && let Some(bytes) = self.tail.lock().expect("tail lock").read(position, min_len, max_len)
+        {
+            return Ok(bytes);
+        }
+        self.read_file(position, max_len)
+    }
+
     /// Reads `len` bytes at `position` into a fresh buffer, without zeroing it first.
-    fn read_chunk(&self, position: u64, len: usize) -> Result<Bytes> {
+    fn read_file(&self, position: u64, len: usize) -> Result<Bytes> {
         let mut buf = Vec::with_capacity(len);
         while buf.len() < len {
             let at = position + buf.len() as u64;

@@ -22,6 +22,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crate::codec::{self, BatchHeader, Record, RecordRef};
+use crate::direct::Staging;
 use crate::error::{Error, IoContext, Result};
 use crate::segment::{self, Segment};
 
@@ -39,7 +40,12 @@ pub struct LogConfig {
     /// pages are handed back to the kernel (readers that want them read them from disk). Once a
     /// reader has said what it is done with ([`ShardLog::release_cache_before`]: delivery, as it
     /// commits), that reader decides instead, so a delivery running behind never reads from disk.
+    /// With direct I/O the window is the memory tail's bound, and holds even then.
     pub cache_window_bytes: u64,
+    /// Writes with direct I/O (`O_DIRECT`) where the file system supports it: appends are staged
+    /// in memory and written by the sync rounds, readers at the head are served from memory, and
+    /// the page cache is left out (no copy into it, no writeback, no pages to release).
+    pub direct_io: bool,
 }
 
 impl Default for LogConfig {
@@ -49,6 +55,7 @@ impl Default for LogConfig {
             segment_max_age_ms: 60 * 60 * 1000,
             sync_interval: Duration::from_millis(5),
             cache_window_bytes: 128 * 1024 * 1024,
+            direct_io: false,
         }
     }
 }
@@ -81,6 +88,8 @@ struct Writer {
     last_arrival_ms: i64,
     active: Arc<Segment>,
     buf: Vec<u8>,
+    /// With direct I/O, the active segment's appended bytes not yet written.
+    staging: Option<Staging>,
     /// Bytes appended since the log was opened (all segments).
     appended_bytes: u64,
 }
@@ -176,7 +185,9 @@ impl ShardLog {
             let newest = i + 1 == bases.len();
             let path = dir.join(segment::file_name(base));
             let recovered = Segment::open(path, base, newest)?;
-            if recovered.truncated_bytes > 0 {
+            if recovered.padding_only {
+                tracing::debug!(path = %recovered.segment.path.display(), "cut the zeros after the last batch");
+            } else if recovered.truncated_bytes > 0 {
                 tracing::warn!(
                     path = %recovered.segment.path.display(),
                     truncated_bytes = recovered.truncated_bytes,
@@ -200,16 +211,32 @@ impl ShardLog {
             segments.push(Arc::new(recovered.segment));
         }
         if segments.is_empty() {
-            segments.push(Arc::new(Segment::create(&dir, 0)?));
+            segments.push(Arc::new(Segment::create(&dir, 0, config.direct_io)?));
             sync_dir(&dir)?;
+        } else if config.direct_io {
+            let newest = segments.pop().expect("at least one segment");
+            let mut newest = Arc::into_inner(newest).expect("the segment is not shared yet");
+            newest.open_for_direct_appends();
+            segments.push(Arc::new(newest));
         }
         let active = segments.last().expect("at least one segment").clone();
+        let staging = match active.is_direct() {
+            true => Some(Staging::resume(&active.file, active.len()).at(&active.path)?),
+            false => None,
+        };
         let next_offset = active.end_offset();
         let last_arrival_ms = segments.iter().rev().find_map(|s| s.last_arrival_ms()).unwrap_or(0);
         Ok(ShardLog {
             dir,
             config,
-            writer: Mutex::new(Writer { next_offset, last_arrival_ms, active, buf: Vec::new(), appended_bytes: 0 }),
+            writer: Mutex::new(Writer {
+                next_offset,
+                last_arrival_ms,
+                active,
+                buf: Vec::new(),
+                staging,
+                appended_bytes: 0,
+            }),
             segments: RwLock::new(segments),
             sync_state: Mutex::new(SyncState {
                 in_progress: false,
@@ -245,18 +272,30 @@ impl ShardLog {
             self.roll(&mut w)?;
         }
         let base_offset = w.next_offset;
-        let mut buf = std::mem::take(&mut w.buf);
-        buf.clear();
-        codec::encode_batch(base_offset, arrival_ms, records, &mut buf);
-        let header = BatchHeader { base_offset, arrival_ms, count: records.len() as u32, total_len: buf.len() };
-        let written = w.active.append(&buf, &header);
-        if buf.capacity() <= 8 * 1024 * 1024 {
-            w.buf = buf;
-        }
-        written?;
-        w.next_offset = header.end_offset();
+        let count = records.len() as u32;
+        let w = &mut *w;
+        let total_len = if let Some(staging) = w.staging.as_mut() {
+            // Direct I/O: encoded straight into the staging buffer, written by the next sync round.
+            let before = staging.buffer().len();
+            codec::encode_batch(base_offset, arrival_ms, records, staging.buffer());
+            let total_len = staging.buffer().len() - before;
+            w.active.appended(&BatchHeader { base_offset, arrival_ms, count, total_len });
+            total_len
+        } else {
+            let mut buf = std::mem::take(&mut w.buf);
+            buf.clear();
+            codec::encode_batch(base_offset, arrival_ms, records, &mut buf);
+            let header = BatchHeader { base_offset, arrival_ms, count, total_len: buf.len() };
+            let written = w.active.append(&buf, &header);
+            if buf.capacity() <= 8 * 1024 * 1024 {
+                w.buf = buf;
+            }
+            written?;
+            header.total_len
+        };
+        w.next_offset = base_offset + u64::from(count);
         w.last_arrival_ms = arrival_ms;
-        w.appended_bytes += header.total_len as u64;
+        w.appended_bytes += total_len as u64;
         Ok(Appended { base_offset, arrival_ms, end_offset: w.next_offset })
     }
 
@@ -271,12 +310,20 @@ impl ShardLog {
 
     /// Seals the active segment (fsync) and starts a new one at the next offset.
     fn roll(&self, w: &mut Writer) -> Result<()> {
+        let Writer { active, staging, .. } = w;
+        if let Some(staging) = staging {
+            if staging.has_new_bytes() {
+                active.write_staged(|| staging.take()).inspect_err(|_| self.poison())?;
+            }
+            active.seal_direct().inspect_err(|_| self.poison())?;
+        }
         w.active.file.sync_data().at(&w.active.path).inspect_err(|_| self.poison())?;
         // Everything written so far lives in the segment just synced.
         self.durable_end.fetch_max(w.next_offset, Ordering::AcqRel);
-        let next = Arc::new(Segment::create(&self.dir, w.next_offset)?);
+        let next = Arc::new(Segment::create(&self.dir, w.next_offset, self.config.direct_io)?);
         sync_dir(&self.dir)?;
         self.segments.write().expect("segments lock").push(next.clone());
+        w.staging = next.is_direct().then(Staging::empty);
         w.active = next;
         Ok(())
     }
@@ -333,11 +380,25 @@ impl ShardLog {
             std::thread::sleep(linger);
         }
         let started = Instant::now();
-        let (file_segment, upto, synced_len, appended) = {
-            let w = self.writer.lock().expect("writer lock");
-            (w.active.clone(), w.next_offset, w.active.len(), w.appended_bytes)
+        let mut w = self.writer.lock().expect("writer lock");
+        let (file_segment, upto, synced_len, appended) =
+            (w.active.clone(), w.next_offset, w.active.len(), w.appended_bytes);
+        // With direct I/O, what was staged is written first; the writer lock is let go once it is
+        // taken, so appends go on while it is written.
+        let written = match w.staging.as_ref().is_some_and(|s| s.has_new_bytes()) {
+            true => file_segment
+                .write_staged(move || {
+                    let staged = w.staging.as_mut().expect("staging checked above").take();
+                    drop(w);
+                    staged
+                })
+                .map(drop),
+            false => {
+                drop(w);
+                Ok(())
+            }
         };
-        let result = file_segment.file.sync_data().at(&file_segment.path);
+        let result = written.and_then(|()| file_segment.file.sync_data().at(&file_segment.path));
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         let mut state = self.sync_state.lock().expect("sync lock");
         state.in_progress = false;
@@ -350,8 +411,9 @@ impl ShardLog {
             return (state, Err(e));
         }
         self.durable_end.fetch_max(upto, Ordering::AcqRel);
+        // The memory tail of direct I/O is bounded by the window whatever readers release.
         let release = appended >= state.released_at_bytes + release_step(self.config.cache_window_bytes)
-            && !self.reader_releases.load(Ordering::Relaxed);
+            && (file_segment.is_direct() || !self.reader_releases.load(Ordering::Relaxed));
         if release {
             state.released_at_bytes = appended;
         }
@@ -406,7 +468,12 @@ impl ShardLog {
         }
     }
 
-    /// Bytes of the log whose pages were not handed back to the kernel.
+    /// Whether appends are written with direct I/O (asked for, and the file system allows it).
+    pub fn direct_io(&self) -> bool {
+        self.writer.lock().expect("writer lock").staging.is_some()
+    }
+
+    /// Bytes of the log whose pages (with direct I/O: memory tail) were not let go.
     pub fn cached_bytes(&self) -> u64 {
         self.snapshot().iter().map(|s| s.len().saturating_sub(s.released_len())).sum()
     }

@@ -96,47 +96,56 @@ fn reopen_keeps_everything_and_continues_offsets() {
     assert_eq!(log.read(0, 100, 1 << 20).unwrap().records.len(), 21);
 }
 
+/// Both ways of writing: through the page cache, and direct (where the file system allows it).
+fn both_modes() -> [LogConfig; 2] {
+    [LogConfig { direct_io: false, ..LogConfig::default() }, LogConfig { direct_io: true, ..LogConfig::default() }]
+}
+
 #[test]
 fn recovery_cuts_a_torn_tail_and_serves_everything_before_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s");
-    {
-        let log = ShardLog::open(&path, LogConfig::default()).unwrap();
-        for i in 0..5u8 {
-            append_synced(&log, "key", &[i; 10], 1);
-        }
+    for config in both_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let good_len = {
+            let log = ShardLog::open(&path, config).unwrap();
+            for i in 0..5u8 {
+                append_synced(&log, "key", &[i; 10], 1);
+            }
+            log.size_bytes()
+        };
+        let seg = path.join("00000000000000000000.log");
+        // A batch that the crash cut in half, then garbage (after a direct write's zeros).
+        let mut torn = Vec::new();
+        crate::codec::encode_batch(5, 2, &[rec("key", &[9; 50])], &mut torn);
+        torn.truncate(torn.len() - 7);
+        OpenOptions::new().append(true).open(&seg).unwrap().write_all(&torn).unwrap();
+        let log = ShardLog::open(&path, config).unwrap();
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), good_len, "{config:?}");
+        let r = log.read(0, 100, 1 << 20).unwrap();
+        assert_eq!(r.records.len(), 5);
+        assert_eq!(append_synced(&log, "key", b"after", 3), 5);
     }
-    let seg = path.join("00000000000000000000.log");
-    let good_len = std::fs::metadata(&seg).unwrap().len();
-    // A batch that the crash cut in half, then garbage.
-    let mut torn = Vec::new();
-    crate::codec::encode_batch(5, 2, &[rec("key", &[9; 50])], &mut torn);
-    torn.truncate(torn.len() - 7);
-    OpenOptions::new().append(true).open(&seg).unwrap().write_all(&torn).unwrap();
-    let log = ShardLog::open(&path, LogConfig::default()).unwrap();
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), good_len);
-    let r = log.read(0, 100, 1 << 20).unwrap();
-    assert_eq!(r.records.len(), 5);
-    assert_eq!(append_synced(&log, "key", b"after", 3), 5);
 }
 
 #[test]
 fn recovery_cuts_a_corrupted_last_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s");
-    {
-        let log = ShardLog::open(&path, LogConfig::default()).unwrap();
-        append_synced(&log, "key", b"first", 1);
-        append_synced(&log, "key", b"second", 1);
+    for config in both_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let len = {
+            let log = ShardLog::open(&path, config).unwrap();
+            append_synced(&log, "key", b"first", 1);
+            append_synced(&log, "key", b"second", 1);
+            log.size_bytes() as usize
+        };
+        let seg = path.join("00000000000000000000.log");
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[len - 2] ^= 0xff;
+        std::fs::write(&seg, &bytes).unwrap();
+        let log = ShardLog::open(&path, config).unwrap();
+        let r = log.read(0, 100, 1 << 20).unwrap();
+        assert_eq!(r.records.iter().map(|r| r.data.to_vec()).collect::<Vec<_>>(), vec![b"first".to_vec()]);
     }
-    let seg = path.join("00000000000000000000.log");
-    let mut bytes = std::fs::read(&seg).unwrap();
-    let last = bytes.len() - 2;
-    bytes[last] ^= 0xff;
-    std::fs::write(&seg, &bytes).unwrap();
-    let log = ShardLog::open(&path, LogConfig::default()).unwrap();
-    let r = log.read(0, 100, 1 << 20).unwrap();
-    assert_eq!(r.records.iter().map(|r| r.data.to_vec()).collect::<Vec<_>>(), vec![b"first".to_vec()]);
 }
 
 #[test]
@@ -197,37 +206,45 @@ fn offset_at_time_finds_the_first_record_at_or_after() {
 
 #[test]
 fn concurrent_writers_share_fsyncs_and_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(ShardLog::open(dir.path().join("s"), LogConfig::default()).unwrap());
-    let threads: Vec<_> = (0..8)
-        .map(|t| {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for i in 0..200u32 {
-                    let payload = format!("{t}:{i}");
-                    let a = log.append(&[rec("k", payload.as_bytes())], 1).unwrap();
-                    log.sync_to(a.end_offset).unwrap();
-                    assert!(log.durable_end() >= a.end_offset);
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    let r = log.read(0, 10_000, 1 << 24).unwrap();
-    assert_eq!(r.records.len(), 1600);
-    for t in 0..8 {
-        let mine: Vec<u32> = r
-            .records
-            .iter()
-            .filter_map(|r| {
-                let s = std::str::from_utf8(&r.data).unwrap();
-                let (who, i) = s.split_once(':').unwrap();
-                (who == t.to_string()).then(|| i.parse().unwrap())
+    // Small segments: rolls come while other writers' fsync rounds are writing.
+    for config in both_modes().map(|c| LogConfig { segment_max_bytes: 3000, ..c }) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(ShardLog::open(dir.path().join("s"), config).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200u32 {
+                        let payload = format!("{t}:{i}");
+                        let a = log.append(&[rec("k", payload.as_bytes())], 1).unwrap();
+                        log.sync_to(a.end_offset).unwrap();
+                        assert!(log.durable_end() >= a.end_offset);
+                    }
+                })
             })
             .collect();
-        assert_eq!(mine, (0..200).collect::<Vec<_>>(), "writer {t} out of order or missing");
+        for t in threads {
+            t.join().unwrap();
+        }
+        let check = |log: &ShardLog| {
+            let r = log.read(0, 10_000, 1 << 24).unwrap();
+            assert_eq!(r.records.len(), 1600, "{config:?}");
+            for t in 0..8 {
+                let mine: Vec<u32> = r
+                    .records
+                    .iter()
+                    .filter_map(|r| {
+                        let s = std::str::from_utf8(&r.data).unwrap();
+                        let (who, i) = s.split_once(':').unwrap();
+                        (who == t.to_string()).then(|| i.parse().unwrap())
+                    })
+                    .collect();
+                assert_eq!(mine, (0..200).collect::<Vec<_>>(), "writer {t} out of order or missing");
+            }
+        };
+        check(&log);
+        drop(log);
+        check(&ShardLog::open(dir.path().join("s"), config).unwrap());
     }
 }
 
@@ -333,7 +350,8 @@ fn a_reader_releases_what_it_is_done_with_never_what_is_not_durable() {
 #[test]
 fn once_a_reader_releases_the_window_no_longer_does() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { cache_window_bytes: 16 * 1024, ..LogConfig::default() };
+    // Through the page cache only: a direct log's memory tail stays bounded by the window.
+    let config = LogConfig { cache_window_bytes: 16 * 1024, direct_io: false, ..LogConfig::default() };
     let log = ShardLog::open(dir.path().join("s"), config).unwrap();
     for _ in 0..20 {
         append_synced(&log, "k", &[1; 4000], 1);
@@ -346,6 +364,122 @@ fn once_a_reader_releases_the_window_no_longer_does() {
         append_synced(&log, "k", &[2; 4000], 1);
     }
     assert_eq!(released_and_written(&log).0, before);
+}
+
+/// A direct-I/O log in `dir`, or `None` where its file system has no direct I/O (the test then
+/// has nothing to check).
+fn direct_log(dir: &std::path::Path, config: LogConfig) -> Option<ShardLog> {
+    let log = ShardLog::open(dir, LogConfig { direct_io: true, ..config }).unwrap();
+    if !log.direct_io() {
+        eprintln!("no direct I/O on this file system; nothing to check");
+        return None;
+    }
+    Some(log)
+}
+
+#[test]
+fn direct_and_buffered_logs_write_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(direct) = direct_log(&dir.path().join("d"), LogConfig::default()) else { return };
+    let buffered =
+        ShardLog::open(dir.path().join("b"), LogConfig { direct_io: false, ..LogConfig::default() }).unwrap();
+    for i in 0..200u32 {
+        let data = vec![(i % 251) as u8; 10 + (i as usize * 37) % 3000];
+        for log in [&direct, &buffered] {
+            let a = log.append(&[rec("k", &data), rec("j", b"x")], i64::from(i)).unwrap();
+            if i % 3 == 0 {
+                log.sync_to(a.end_offset).unwrap();
+            }
+        }
+    }
+    for log in [&direct, &buffered] {
+        log.sync_to(400).unwrap();
+    }
+    let name = "00000000000000000000.log";
+    let on_disk = std::fs::read(dir.path().join("d").join(name)).unwrap();
+    let expected = std::fs::read(dir.path().join("b").join(name)).unwrap();
+    // Whole blocks on disk, the last one padded with zeros.
+    assert_eq!(on_disk.len() % 4096, 0);
+    assert_eq!(&on_disk[..expected.len()], &expected[..]);
+    assert!(on_disk[expected.len()..].iter().all(|&b| b == 0));
+    let (d, b) = (direct.read(0, 1000, 64 << 20).unwrap(), buffered.read(0, 1000, 64 << 20).unwrap());
+    assert_eq!((d.records.len(), d.records), (400, b.records));
+    // Reopened (as after a crash), the zeros go and the log goes on where it was.
+    drop(direct);
+    let direct = direct_log(&dir.path().join("d"), LogConfig::default()).unwrap();
+    assert_eq!(std::fs::read(dir.path().join("d").join(name)).unwrap(), expected);
+    assert_eq!(append_synced(&direct, "k", b"more", 1000), 400);
+    assert_eq!(direct.read(399, 10, 1 << 20).unwrap().records[1].data, b"more"[..]);
+}
+
+#[test]
+fn direct_segments_sealed_by_a_roll_end_on_their_last_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let config = LogConfig { segment_max_bytes: 10_000, ..LogConfig::default() };
+    {
+        let Some(log) = direct_log(&path, config) else { return };
+        for i in 0..100u8 {
+            let a = log.append(&[rec("k", &[i; 700])], 1).unwrap();
+            if i % 4 == 3 {
+                log.sync_to(a.end_offset).unwrap();
+            }
+        }
+        log.sync_to(100).unwrap();
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() > 5, "{} segments", files.len());
+    for sealed in &files[..files.len() - 1] {
+        assert_ne!(std::fs::metadata(sealed).unwrap().len() % 4096, 0, "{} was not padded", sealed.display());
+    }
+    // Sealed segments are not verified on open: a padded one would be refused as corrupt.
+    let log = direct_log(&path, config).unwrap();
+    let r = log.read(0, 1000, 64 << 20).unwrap();
+    assert_eq!(r.records.len(), 100);
+    assert!(r.records.iter().enumerate().all(|(i, r)| r.data == vec![i as u8; 700]));
+}
+
+#[test]
+fn direct_readers_at_the_head_are_served_from_memory_bounded_by_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let window = 64 * 1024;
+    let Some(log) = direct_log(&path, LogConfig { cache_window_bytes: window, ..LogConfig::default() }) else { return };
+    // A reader that releases does not lift the bound on memory.
+    log.release_cache_before(0);
+    for i in 0..100u32 {
+        append_synced(&log, "k", &[(i % 251) as u8; 4000], 1);
+    }
+    let held = log.cached_bytes();
+    assert!(held >= window && held <= window + window / 8 + 2 * 4096 + 4100, "held {held}");
+    // Take the file's bytes away behind the log's back: the newest records still read (from
+    // memory), older ones do not.
+    let seg = path.join("00000000000000000000.log");
+    let size = std::fs::metadata(&seg).unwrap().len();
+    OpenOptions::new().write(true).open(&seg).unwrap().set_len(0).unwrap();
+    let newest = 100 - (window / 4100) as u64 + 1;
+    let r = log.read(newest, 1000, 8 << 20).unwrap();
+    assert_eq!(r.records.len() as u64, 100 - newest);
+    assert!(r.records.iter().all(|r| r.data.len() == 4000 && r.data[0] == (r.offset % 251) as u8));
+    assert!(log.read(0, 1000, 8 << 20).is_err(), "the oldest records come from the (emptied) file");
+    OpenOptions::new().write(true).open(&seg).unwrap().set_len(size).unwrap();
+}
+
+#[test]
+fn direct_readers_release_the_memory_of_what_they_are_done_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(log) = direct_log(&dir.path().join("s"), LogConfig::default()) else { return };
+    for i in 0..50u8 {
+        append_synced(&log, "k", &[i; 2000], 1);
+    }
+    let (released, written) = released_and_written(&log);
+    assert_eq!(released, 0, "the window holds all of it");
+    log.release_cache_before(50);
+    assert_eq!(log.cached_bytes(), 0, "written {written}");
+    // Still served, from the file now.
+    let r = log.read(0, 100, 1 << 20).unwrap();
+    assert!(r.records.len() == 50 && r.records.iter().enumerate().all(|(i, r)| r.data == vec![i as u8; 2000]));
 }
 
 /// Polls `futures` on this thread until every one is ready (a minimal executor: the thread
@@ -396,41 +530,43 @@ fn futures_waiting_on_one_thread_share_one_fsync_and_resolve_once_durable() {
 
 #[test]
 fn blocked_and_awaiting_writers_share_rounds_and_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(ShardLog::open(dir.path().join("s"), LogConfig::default()).unwrap());
-    let threads: Vec<_> = (0..6u32)
-        .map(|t| {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for i in 0..100u32 {
-                    let a = log.append(&[rec("k", format!("{t}:{i}").as_bytes())], 1).unwrap();
-                    if t % 2 == 0 {
-                        log.sync_to(a.end_offset).unwrap();
-                    } else {
-                        run_all(vec![log.durable(a.end_offset)]).pop().unwrap().unwrap();
+    for config in both_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(ShardLog::open(dir.path().join("s"), config).unwrap());
+        let threads: Vec<_> = (0..6u32)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..100u32 {
+                        let a = log.append(&[rec("k", format!("{t}:{i}").as_bytes())], 1).unwrap();
+                        if t % 2 == 0 {
+                            log.sync_to(a.end_offset).unwrap();
+                        } else {
+                            run_all(vec![log.durable(a.end_offset)]).pop().unwrap().unwrap();
+                        }
+                        assert!(log.durable_end() >= a.end_offset, "writer {t} acknowledged before durable");
                     }
-                    assert!(log.durable_end() >= a.end_offset, "writer {t} acknowledged before durable");
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    let r = log.read(0, 10_000, 1 << 24).unwrap();
-    assert_eq!(r.records.len(), 600);
-    for t in 0..6 {
-        let mine: Vec<u32> = r
-            .records
-            .iter()
-            .filter_map(|r| {
-                let (who, i) = std::str::from_utf8(&r.data).unwrap().split_once(':').unwrap();
-                (who == t.to_string()).then(|| i.parse().unwrap())
+                })
             })
             .collect();
-        assert_eq!(mine, (0..100).collect::<Vec<_>>(), "writer {t} out of order or missing");
+        for t in threads {
+            t.join().unwrap();
+        }
+        let r = log.read(0, 10_000, 1 << 24).unwrap();
+        assert_eq!(r.records.len(), 600);
+        for t in 0..6 {
+            let mine: Vec<u32> = r
+                .records
+                .iter()
+                .filter_map(|r| {
+                    let (who, i) = std::str::from_utf8(&r.data).unwrap().split_once(':').unwrap();
+                    (who == t.to_string()).then(|| i.parse().unwrap())
+                })
+                .collect();
+            assert_eq!(mine, (0..100).collect::<Vec<_>>(), "writer {t} out of order or missing");
+        }
+        assert!(log.fsyncs() < 600, "{} fsyncs for 600 appends", log.fsyncs());
     }
-    assert!(log.fsyncs() < 600, "{} fsyncs for 600 appends", log.fsyncs());
 }
 
 #[test]
