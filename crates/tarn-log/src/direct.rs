@@ -197,6 +197,7 @@ impl Tail {
     }
 
     /// Bytes of the file the tail covers.
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         match (self.chunks.front(), self.chunks.back()) {
             (Some((first, _)), Some((last, c))) => last + c.len() as u64 - first,

@@ -172,7 +172,7 @@ impl Segment {
             if !verify {
                 return Err(Error::Corrupt { path, position, reason: "sealed segment does not end on a valid batch" });
             }
-            if truncated_bytes < ALIGN as u64 && (position + truncated_bytes) % ALIGN as u64 == 0 {
+            if truncated_bytes < ALIGN as u64 && (position + truncated_bytes).is_multiple_of(ALIGN as u64) {
                 let mut rest = vec![0u8; truncated_bytes as usize];
                 file.read_exact_at(&mut rest, position).at(&path)?;
                 padding_only = rest.iter().all(|&b| b == 0);

@@ -458,7 +458,7 @@ fn direct_readers_at_the_head_are_served_from_memory_bounded_by_the_window() {
     let seg = path.join("00000000000000000000.log");
     let size = std::fs::metadata(&seg).unwrap().len();
     OpenOptions::new().write(true).open(&seg).unwrap().set_len(0).unwrap();
-    let newest = 100 - (window / 4100) as u64 + 1;
+    let newest = 100 - window / 4100 + 1;
     let r = log.read(newest, 1000, 8 << 20).unwrap();
     assert_eq!(r.records.len() as u64, 100 - newest);
     assert!(r.records.iter().all(|r| r.data.len() == 4000 && r.data[0] == (r.offset % 251) as u8));
