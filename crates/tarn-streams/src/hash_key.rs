@@ -11,12 +11,19 @@ pub fn hash_partition_key(partition_key: &str) -> u128 {
 }
 
 /// The hash keys of many partition keys at once ([`hash_partition_key`] of each, in order).
-/// Keys of up to 55 bytes (one MD5 block: nearly all of them) are hashed [`LANES`] at a time,
-/// the lanes' words side by side in arrays the compiler turns into vector instructions; that is
-/// about 1.8 times as fast here as one key after another. Longer keys take the `md-5` crate.
+/// Keys of up to 55 bytes (one MD5 block: nearly all of them) are hashed several at a time, the
+/// keys' words side by side in arrays the compiler turns into vector instructions: 16 keys to a
+/// group where the CPU has AVX-512 (which rotates in one instruction), about 3.7 times as fast
+/// here as 4 keys to a group (which is what other CPUs get: without a vector rotate the compiler
+/// keeps to scalar instructions, about as fast as before, 1.3 times the `md-5` crate's speed).
+/// Longer keys take the `md-5` crate.
 pub fn hash_partition_keys<'k>(keys: impl Iterator<Item = &'k str>, out: &mut Vec<u128>) {
+    hash_keys_in_lanes(Lanes::detected(), keys, out);
+}
+
+fn hash_keys_in_lanes<'k>(lanes: Lanes, keys: impl Iterator<Item = &'k str>, out: &mut Vec<u128>) {
     let start = out.len();
-    let mut group: Vec<(usize, &[u8])> = Vec::with_capacity(LANES);
+    let mut group: Vec<(usize, &[u8])> = Vec::with_capacity(MAX_LANES);
     for (i, key) in keys.enumerate() {
         let bytes = key.as_bytes();
         if bytes.len() > MAX_SINGLE_BLOCK_KEY {
@@ -25,37 +32,139 @@ pub fn hash_partition_keys<'k>(keys: impl Iterator<Item = &'k str>, out: &mut Ve
         }
         out.push(0);
         group.push((start + i, bytes));
-        if group.len() == LANES {
-            write_lanes(&group, out);
+        if group.len() == lanes.count() {
+            lanes.hash_into(&group, out);
             group.clear();
         }
     }
     if !group.is_empty() {
-        write_lanes(&group, out);
+        lanes.hash_into(&group, out);
     }
 }
 
-/// Keys hashed side by side by [`hash_partition_keys`].
-const LANES: usize = 4;
+/// The most keys hashed side by side.
+const MAX_LANES: usize = 16;
 
 /// The longest message that fits one MD5 block with its padding (a 0x80 byte and the length).
 const MAX_SINGLE_BLOCK_KEY: usize = 55;
 
-type Lanes = [u32; LANES];
+/// How many keys [`hash_partition_keys`] hashes side by side, by the vector instructions the CPU
+/// has (detected once per process; the standard library caches it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lanes {
+    Four,
+    Avx512,
+}
 
-fn write_lanes(group: &[(usize, &[u8])], out: &mut [u128]) {
-    let mut keys = [&[][..]; LANES];
-    for (lane, (_, key)) in group.iter().enumerate() {
-        keys[lane] = key;
+impl Lanes {
+    fn detected() -> Lanes {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") {
+                return Lanes::Avx512;
+            }
+        }
+        Lanes::Four
     }
-    let digests = md5_single_blocks(keys);
-    for (lane, (at, _)) in group.iter().enumerate() {
-        out[*at] = digests[lane];
+
+    fn count(self) -> usize {
+        match self {
+            Lanes::Four => 4,
+            Lanes::Avx512 => 16,
+        }
+    }
+
+    /// Hashes the keys of `group` (at most [`Lanes::count`]) into `out` at their indexes.
+    fn hash_into(self, group: &[(usize, &[u8])], out: &mut [u128]) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `detected` returns these lanes only where the CPU has the features the
+            // function is compiled for.
+            #[allow(unsafe_code)]
+            Lanes::Avx512 => unsafe { hash_group_avx512(group, out) },
+            _ => hash_group::<4>(group, out),
+        }
     }
 }
 
-/// Per-step shift amounts and constants of MD5 (RFC 1321).
-const SHIFTS: [[u32; 4]; 4] = [[7, 12, 17, 22], [5, 9, 14, 20], [4, 11, 16, 23], [6, 10, 15, 21]];
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl")]
+fn hash_group_avx512(group: &[(usize, &[u8])], out: &mut [u128]) {
+    hash_group::<16>(group, out);
+}
+
+/// MD5 of up to `N` keys of at most [`MAX_SINGLE_BLOCK_KEY`] bytes, as hash keys, each written
+/// to `out` at its index (unused lanes hash the empty message and are dropped). Inlined into
+/// the functions above so that it is compiled with their vector instructions; plain loops over
+/// the lanes, which the compiler vectorizes.
+#[inline(always)]
+fn hash_group<const N: usize>(group: &[(usize, &[u8])], out: &mut [u128]) {
+    debug_assert!(group.len() <= N);
+    // The padded block of each message, as sixteen little-endian words per lane.
+    let mut m = [[0u32; N]; 16];
+    for lane in 0..N {
+        let key = group.get(lane).map_or(&[][..], |(_, key)| *key);
+        debug_assert!(key.len() <= MAX_SINGLE_BLOCK_KEY);
+        let mut block = [0u8; 64];
+        block[..key.len()].copy_from_slice(key);
+        block[key.len()] = 0x80;
+        block[56..].copy_from_slice(&(key.len() as u64 * 8).to_le_bytes());
+        for (word, bytes) in m.iter_mut().zip(block.chunks_exact(4)) {
+            word[lane] = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+    }
+    let init = [0x67452301u32, 0xefcdab89, 0x98badcfe, 0x10325476];
+    let (mut a, mut b, mut c, mut d) = ([init[0]; N], [init[1]; N], [init[2]; N], [init[3]; N]);
+    // The 64 steps written out, so that every word index, constant and shift is a constant and
+    // each step is a few vector instructions over all lanes.
+    macro_rules! step {
+        ($f:expr, $a:ident, $b:ident, $c:ident, $d:ident, $g:expr, $shift:expr, $k:expr) => {
+            for l in 0..N {
+                let (b, c, d) = ($b[l], $c[l], $d[l]);
+                let sum = $a[l].wrapping_add($f(b, c, d)).wrapping_add($k).wrapping_add(m[$g][l]);
+                $a[l] = b.wrapping_add(sum.rotate_left($shift));
+            }
+        };
+    }
+    macro_rules! four {
+        ($f:expr, $i:expr, [$g0:expr, $g1:expr, $g2:expr, $g3:expr], [$s0:expr, $s1:expr, $s2:expr, $s3:expr]) => {
+            step!($f, a, b, c, d, $g0, $s0, K[$i]);
+            step!($f, d, a, b, c, $g1, $s1, K[$i + 1]);
+            step!($f, c, d, a, b, $g2, $s2, K[$i + 2]);
+            step!($f, b, c, d, a, $g3, $s3, K[$i + 3]);
+        };
+    }
+    let f = |b: u32, c: u32, d: u32| (b & c) | (!b & d);
+    let g = |b: u32, c: u32, d: u32| (d & b) | (!d & c);
+    let h = |b: u32, c: u32, d: u32| b ^ c ^ d;
+    let i = |b: u32, c: u32, d: u32| c ^ (b | !d);
+    four!(f, 0, [0, 1, 2, 3], [7, 12, 17, 22]);
+    four!(f, 4, [4, 5, 6, 7], [7, 12, 17, 22]);
+    four!(f, 8, [8, 9, 10, 11], [7, 12, 17, 22]);
+    four!(f, 12, [12, 13, 14, 15], [7, 12, 17, 22]);
+    four!(g, 16, [1, 6, 11, 0], [5, 9, 14, 20]);
+    four!(g, 20, [5, 10, 15, 4], [5, 9, 14, 20]);
+    four!(g, 24, [9, 14, 3, 8], [5, 9, 14, 20]);
+    four!(g, 28, [13, 2, 7, 12], [5, 9, 14, 20]);
+    four!(h, 32, [5, 8, 11, 14], [4, 11, 16, 23]);
+    four!(h, 36, [1, 4, 7, 10], [4, 11, 16, 23]);
+    four!(h, 40, [13, 0, 3, 6], [4, 11, 16, 23]);
+    four!(h, 44, [9, 12, 15, 2], [4, 11, 16, 23]);
+    four!(i, 48, [0, 7, 14, 5], [6, 10, 15, 21]);
+    four!(i, 52, [12, 3, 10, 1], [6, 10, 15, 21]);
+    four!(i, 56, [8, 15, 6, 13], [6, 10, 15, 21]);
+    four!(i, 60, [4, 11, 2, 9], [6, 10, 15, 21]);
+    for (lane, (at, _)) in group.iter().enumerate() {
+        let words = [a[lane], b[lane], c[lane], d[lane]];
+        let mut digest = [0u8; 16];
+        for ((bytes, word), init) in digest.chunks_exact_mut(4).zip(words).zip(init) {
+            bytes.copy_from_slice(&word.wrapping_add(init).to_le_bytes());
+        }
+        out[*at] = u128::from_be_bytes(digest);
+    }
+}
+
+/// Per-step constants of MD5 (RFC 1321; its shift amounts and word order are in [`hash_group`]).
 const K: [u32; 64] = [
     0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501, 0x698098d8,
     0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821, 0xf61e2562, 0xc040b340,
@@ -66,55 +175,6 @@ const K: [u32; 64] = [
     0xffeff47d, 0x85845dd1, 0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb,
     0xeb86d391,
 ];
-
-/// MD5 of `LANES` messages of at most [`MAX_SINGLE_BLOCK_KEY`] bytes, as hash keys.
-fn md5_single_blocks(keys: [&[u8]; LANES]) -> [u128; LANES] {
-    // The padded block of each message, as sixteen little-endian words per lane.
-    let mut m = [[0u32; LANES]; 16];
-    for (lane, key) in keys.iter().enumerate() {
-        debug_assert!(key.len() <= MAX_SINGLE_BLOCK_KEY);
-        let mut block = [0u8; 64];
-        block[..key.len()].copy_from_slice(key);
-        block[key.len()] = 0x80;
-        block[56..].copy_from_slice(&(key.len() as u64 * 8).to_le_bytes());
-        for (word, bytes) in m.iter_mut().zip(block.chunks_exact(4)) {
-            word[lane] = u32::from_le_bytes(bytes.try_into().expect("four bytes"));
-        }
-    }
-    let init = [0x67452301u32, 0xefcdab89, 0x98badcfe, 0x10325476];
-    let (mut a, mut b, mut c, mut d) = ([init[0]; LANES], [init[1]; LANES], [init[2]; LANES], [init[3]; LANES]);
-    for step in 0..64 {
-        let round = step / 16;
-        let (f, g) = match round {
-            0 => (lanes(|l| (b[l] & c[l]) | (!b[l] & d[l])), step),
-            1 => (lanes(|l| (d[l] & b[l]) | (!d[l] & c[l])), (5 * step + 1) % 16),
-            2 => (lanes(|l| b[l] ^ c[l] ^ d[l]), (3 * step + 5) % 16),
-            _ => (lanes(|l| c[l] ^ (b[l] | !d[l])), (7 * step) % 16),
-        };
-        let shift = SHIFTS[round][step % 4];
-        let rotated = lanes(|l| a[l].wrapping_add(f[l]).wrapping_add(K[step]).wrapping_add(m[g][l]).rotate_left(shift));
-        (a, d, c) = (d, c, b);
-        b = lanes(|l| b[l].wrapping_add(rotated[l]));
-    }
-    let words = [
-        lanes(|l| a[l].wrapping_add(init[0])),
-        lanes(|l| b[l].wrapping_add(init[1])),
-        lanes(|l| c[l].wrapping_add(init[2])),
-        lanes(|l| d[l].wrapping_add(init[3])),
-    ];
-    std::array::from_fn(|lane| {
-        let mut digest = [0u8; 16];
-        for (bytes, word) in digest.chunks_exact_mut(4).zip(&words) {
-            bytes.copy_from_slice(&word[lane].to_le_bytes());
-        }
-        u128::from_be_bytes(digest)
-    })
-}
-
-#[inline(always)]
-fn lanes(f: impl Fn(usize) -> u32) -> Lanes {
-    std::array::from_fn(f)
-}
 
 /// Parses a decimal hash key as Kinesis writes them (`0|[1-9]\d{0,38}`), up to 2^128 - 1.
 pub fn parse_hash_key(s: &str) -> Option<u128> {
@@ -162,12 +222,17 @@ mod tests {
             })
             .chain(["é🚗".to_string(), "a".to_string()])
             .collect();
-        for count in [0, 1, 3, 4, 5, 8, 9, keys.len()] {
-            let mut hashed = vec![42];
-            hash_partition_keys(keys[..count].iter().map(String::as_str), &mut hashed);
-            let expected: Vec<u128> =
-                std::iter::once(42).chain(keys[..count].iter().map(|k| hash_partition_key(k))).collect();
-            assert_eq!(hashed, expected, "{count} keys");
+        // Every width this CPU can run (the widest is what `hash_partition_keys` picks).
+        let mut widths = vec![Lanes::Four];
+        widths.extend([Lanes::Avx512].into_iter().filter(|w| w.count() <= Lanes::detected().count()));
+        for lanes in widths {
+            for count in [0, 1, 3, 4, 5, 8, 9, 15, 16, 17, 33, keys.len()] {
+                let mut hashed = vec![42];
+                hash_keys_in_lanes(lanes, keys[..count].iter().map(String::as_str), &mut hashed);
+                let expected: Vec<u128> =
+                    std::iter::once(42).chain(keys[..count].iter().map(|k| hash_partition_key(k))).collect();
+                assert_eq!(hashed, expected, "{count} keys, {lanes:?}");
+            }
         }
     }
 
