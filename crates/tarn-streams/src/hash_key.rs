@@ -223,8 +223,10 @@ mod tests {
             .chain(["é🚗".to_string(), "a".to_string()])
             .collect();
         // Every width this CPU can run (the widest is what `hash_partition_keys` picks).
-        let mut widths = vec![Lanes::Four];
-        widths.extend([Lanes::Avx512].into_iter().filter(|w| w.count() <= Lanes::detected().count()));
+        let widths = match Lanes::detected() {
+            Lanes::Avx512 => vec![Lanes::Four, Lanes::Avx512],
+            Lanes::Four => vec![Lanes::Four],
+        };
         for lanes in widths {
             for count in [0, 1, 3, 4, 5, 8, 9, 15, 16, 17, 33, keys.len()] {
                 let mut hashed = vec![42];
